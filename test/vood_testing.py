@@ -1,0 +1,76 @@
+"""Test helpers shared across test folders: tiny real artifacts (ONNX graphs, bundles, frames).
+
+A uniquely named module (not conftest.py) so that test files can import it unambiguously.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vae_ood_monitor.core.bundle import Bundle, sha256_hex
+from vae_ood_monitor.core.manifest import CusumParams, Manifest, ModelInfo, Partition
+from vae_ood_monitor.core.preprocess import InputSpec
+from vae_ood_monitor.data.dataset import FrameArray
+
+SHARED = Path(__file__).resolve().parents[2] / 'shared'
+DONKEYCAR = SHARED / 'data' / 'donkeycar_mat_track'
+
+
+def linear_encoder_onnx(height: int = 12, width: int = 16, latent: int = 4,
+                        seed: int = 0) -> bytes:
+    """A hand-built ONNX encoder: flatten -> Gemm -> (mu, logvar), deterministic weights."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+
+    rng = np.random.default_rng(seed)
+    features = 3 * height * width
+    weight = (rng.standard_normal((features, 2 * latent)) / np.sqrt(features)).astype(np.float32)
+    weight[:, latent:] *= 0.1
+    bias = np.zeros(2 * latent, np.float32)
+    bias[latent:] = -1.0
+    nodes = [
+        helper.make_node('Flatten', ['image'], ['flat'], axis=1),
+        helper.make_node('Gemm', ['flat', 'W', 'B'], ['out']),
+        helper.make_node('Split', ['out', 'sizes'], ['mu', 'logvar'], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, 'linear_encoder',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, ['batch', 3, height, width])],
+        [helper.make_tensor_value_info('mu', TensorProto.FLOAT, ['batch', latent]),
+         helper.make_tensor_value_info('logvar', TensorProto.FLOAT, ['batch', latent])],
+        [numpy_helper.from_array(weight, 'W'), numpy_helper.from_array(bias, 'B'),
+         numpy_helper.from_array(np.array([latent, latent], np.int64), 'sizes')])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def make_bundle(height: int = 12, width: int = 16, latent: int = 4, *, calibrated: bool = True,
+                cusum: CusumParams | None = None, seed: int = 0) -> Bundle:
+    """A small bundle around :func:`linear_encoder_onnx`, calibrated on random scores."""
+    model = linear_encoder_onnx(height, width, latent, seed)
+    partitions: tuple[Partition, ...] = ()
+    if calibrated:
+        scores = np.random.default_rng(seed).gamma(4.0, 1.0, 500)
+        partitions = (Partition('all', tuple(range(latent)), calibration_scores=scores,
+                                threshold=float(np.quantile(scores, 0.99)), cusum=cusum),)
+    manifest = Manifest(name='tiny-linear', input=InputSpec(height, width),
+                        model=ModelInfo(sha256=sha256_hex(model), latent_dim=latent),
+                        partitions=partitions)
+    return Bundle(manifest, model)
+
+
+def tiny_frames(n: int = 96, seed: int = 0, groups: int = 4) -> FrameArray:
+    """Smooth random 30x40 RGB frames with some structure (a dark band like a road)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 200, size=(n, 1, 1, 3)).astype(np.float32)
+    ramp = np.linspace(0.6, 1.2, 40, dtype=np.float32)[None, None, :, None]
+    images = np.clip(base * ramp + rng.normal(0, 8, (n, 30, 40, 3)), 0, 255)
+    images[:, 18:, 12:28] *= 0.3
+    return FrameArray(images.astype(np.uint8), np.full(n, -1, np.int8),
+                      np.arange(n, dtype=np.int64) * 50_000_000,
+                      np.repeat(np.arange(groups, dtype=np.int32), n // groups),
+                      tuple(f'g{i}' for i in range(groups)))

@@ -1,0 +1,166 @@
+"""Per-partition detectors and the alert latch: the decision layer on top of per-frame scores.
+
+Each partition (a group of latent dims tuned to one kind of shift) gets a
+:class:`PartitionDetector` that turns the per-dim KL of a frame into its score, a conformal
+p-value, the window martingale and the CUSUM statistic. The mode decides what *triggers*: the
+score above the per-frame threshold, or the CUSUM above tau. The :class:`AlertLatch` ORs the
+partitions and clears the alert only after ``clear_frames`` quiet frames (hysteresis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.cusum import Cusum
+from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.martingale import PowerMartingale
+from vae_ood_monitor.core.scoring import conformal_p_value
+from vae_ood_monitor.core.typedefs import DecisionMode
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+
+    from vae_ood_monitor.core.manifest import Partition
+
+__all__ = ['AlertLatch', 'Decider', 'PartitionDetector', 'PartitionState']
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """One partition's view of one frame."""
+
+    name: str
+    score: float
+    p_value: float
+    log_martingale: float
+    statistic: float
+    triggered: bool
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.p_value <= 1.0:
+            raise ValueError(f'p-value must be in (0, 1], got {self.p_value!r}')
+        if not (self.statistic >= 0.0 and math.isfinite(self.log_martingale)):
+            raise ValueError('CUSUM statistic must be >= 0 and log M finite')
+
+
+class PartitionDetector:
+    """Score, p-value, martingale and CUSUM of one partition; stateful over a camera's frames."""
+
+    def __init__(self, partition: Partition, mode: DecisionMode, cusum_cap: float = 2.0) -> None:
+        if not partition.calibrated:
+            raise CalibrationError(
+                f'Partition {partition.name!r} is not calibrated (no calibration scores or '
+                'threshold); run `vae-ood calibrate MODEL --data ID_FRAMES` first.')
+        if mode is DecisionMode.CUSUM and partition.cusum is None:
+            raise CalibrationError(
+                f'Partition {partition.name!r} has no CUSUM parameters; run `vae-ood calibrate` '
+                "with sequential calibration, or use decision mode 'threshold'.")
+        self.name = partition.name
+        self.mode = mode
+        self.dims = np.asarray(partition.dims, dtype=np.intp)
+        self.calibration = partition.calibration_scores
+        self.threshold = float(partition.threshold)  # type: ignore[arg-type]
+        params = partition.cusum
+        self.martingale = PowerMartingale(params.window if params else 20)
+        self.cusum = (Cusum(params.delta, params.tau, cap=cusum_cap * params.tau)
+                      if params else None)
+
+    def update(self, kl: NDArray[np.float64]) -> PartitionState:
+        """Consume one frame's per-dim KL (shape (D,)) and return the partition's state."""
+        score = float(kl[self.dims].sum())
+        if not math.isfinite(score):  # a NaN/inf encoder output is as far from normal as it gets
+            score = math.inf
+        p_value = conformal_p_value(self.calibration, score)
+        log_m = self.martingale.update(p_value)
+        statistic = 0.0
+        if self.cusum is not None:
+            statistic = self.cusum.update(log_m).statistic
+        if self.mode is DecisionMode.CUSUM:
+            triggered = statistic > self.cusum.tau  # type: ignore[union-attr]
+        else:
+            triggered = score > self.threshold
+        return PartitionState(self.name, score, p_value, log_m, statistic, triggered)
+
+    def reset(self) -> None:
+        """Clear the sequential state (martingale window and CUSUM)."""
+        self.martingale.reset()
+        if self.cusum is not None:
+            self.cusum.reset()
+
+
+class AlertLatch:
+    """Raise at once on a trigger; clear after ``clear_frames`` consecutive quiet frames."""
+
+    def __init__(self, clear_frames: int = 1) -> None:
+        if not isinstance(clear_frames, int) or clear_frames < 1:
+            raise ValueError(f'clear_frames must be a positive integer, got {clear_frames!r}')
+        self.clear_frames = clear_frames
+        self.active = False
+        self._quiet = 0
+
+    def update(self, triggered: bool) -> bool:
+        """Feed one frame's trigger and return whether the alert is active."""
+        if triggered:
+            self.active = True
+            self._quiet = 0
+        elif self.active:
+            self._quiet += 1
+            if self._quiet >= self.clear_frames:
+                self.active = False
+                self._quiet = 0
+        return self.active
+
+    def reset(self) -> None:
+        """Clear the alert."""
+        self.active = False
+        self._quiet = 0
+
+
+class Decider:
+    """All partitions of one camera plus the alert latch: per-dim KL in, verdict out.
+
+    The Monitor keeps one per camera; evaluation and calibration run the same class over
+    precomputed KL arrays, so offline figures describe exactly what the robot does.
+    """
+
+    def __init__(self, partitions: Sequence[Partition], mode: DecisionMode,
+                 clear_frames: int = 1, cusum_cap: float = 2.0) -> None:
+        self.detectors = [PartitionDetector(p, mode, cusum_cap) for p in partitions]
+        self.latch = AlertLatch(clear_frames)
+
+    def update(self, kl: NDArray[np.float64]
+               ) -> tuple[tuple[PartitionState, ...], tuple[str, ...], bool]:
+        """Return (partition states, names of triggered partitions, alert)."""
+        states = tuple(d.update(kl) for d in self.detectors)
+        fired = tuple(s.name for s in states if s.triggered)
+        return states, fired, self.latch.update(bool(fired))
+
+    def run(self, kl: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        """Feed a (T, D) KL sequence; return per-frame arrays.
+
+        Keys: ``alert`` and ``triggered`` (bool, T), and per partition ``<name>.score``,
+        ``<name>.p_value``, ``<name>.log_m``, ``<name>.statistic``.
+        """
+        out: dict[str, list[float]] = {'alert': [], 'triggered': []}
+        for row in kl:
+            states, fired, alert = self.update(row)
+            out['alert'].append(alert)
+            out['triggered'].append(bool(fired))
+            for s in states:
+                for key, value in (('score', s.score), ('p_value', s.p_value),
+                                   ('log_m', s.log_martingale), ('statistic', s.statistic)):
+                    out.setdefault(f'{s.name}.{key}', []).append(value)
+        return {k: np.asarray(v, dtype=bool if k in ('alert', 'triggered') else np.float64)
+                for k, v in out.items()}
+
+    def reset(self) -> None:
+        """Clear all sequential state and the alert."""
+        for detector in self.detectors:
+            detector.reset()
+        self.latch.reset()

@@ -1,0 +1,228 @@
+"""The model bundle's manifest: a versioned, validated description of one detector.
+
+Everything the runtime needs besides the ONNX graph lives here: the input specification, the
+latent size, the partitions (which latent dimensions score which kind of shift, with their sorted
+calibration scores, per-frame threshold and CUSUM parameters), provenance and metrics. The
+manifest is plain JSON; loading it never unpickles anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, TypeVar
+
+import numpy as np
+
+from vae_ood_monitor.core.errors import BundleError, ConfigError
+from vae_ood_monitor.core.preprocess import InputSpec
+from vae_ood_monitor.core.typedefs import DimSelection, Precision
+
+__all__ = ['SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
+
+SCHEMA_VERSION = 1
+E = TypeVar('E', bound=Enum)
+BUNDLE_FORMAT = 'vae-ood-bundle'
+
+
+def _choice(enum: type[E], value: object, name: str) -> E:
+    try:
+        return enum(value)  # type: ignore[call-arg]
+    except ValueError:
+        choices = ', '.join(m.value for m in enum)  # type: ignore[attr-defined]
+        raise ConfigError(
+            f'{name} {value!r} is not supported; choose one of: {choices}.') from None
+
+
+@dataclass(frozen=True)
+class CusumParams:
+    """Sequential-test settings of one partition: martingale window, CUSUM drift and threshold."""
+
+    window: int
+    delta: float
+    tau: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, int) or self.window < 1:
+            raise ConfigError(f'CUSUM window {self.window!r} must be a positive integer.')
+        if not np.isfinite(self.delta) or not np.isfinite(self.tau) or self.tau <= 0:
+            raise ConfigError(f'CUSUM delta {self.delta!r} and tau {self.tau!r} must be finite, '
+                              'tau positive.')
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest representation."""
+        return {'window': self.window, 'delta': float(self.delta), 'tau': float(self.tau)}
+
+
+@dataclass(frozen=True, eq=False)
+class Partition:
+    """A group of latent dimensions whose summed KL is tested for one kind of shift.
+
+    ``calibration_scores`` are in-distribution scores of held-out frames, sorted ascending, so a
+    conformal p-value is one binary search.
+    """
+
+    name: str
+    dims: tuple[int, ...]
+    selection: DimSelection = DimSelection.ALL
+    calibration_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    threshold: float | None = None
+    cusum: CusumParams | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ConfigError(f'Partition name {self.name!r} must be a non-empty string.')
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                   for d in self.dims):
+            raise ConfigError(f'Partition {self.name!r}: dims {self.dims!r} must be integers.')
+        dims = tuple(int(d) for d in self.dims)
+        if not dims or len(set(dims)) != len(dims) or min(dims) < 0:
+            raise ConfigError(f'Partition {self.name!r}: dims {dims!r} must be distinct '
+                              'non-negative latent indices, at least one.')
+        object.__setattr__(self, 'dims', dims)
+        object.__setattr__(self, 'selection', _choice(DimSelection, self.selection, 'selection'))
+        scores = np.sort(np.asarray(self.calibration_scores, dtype=np.float64).ravel())
+        if not np.all(np.isfinite(scores)):
+            raise ConfigError(f'Partition {self.name!r}: calibration scores must be finite.')
+        scores.setflags(write=False)
+        object.__setattr__(self, 'calibration_scores', scores)
+        if self.threshold is not None and not np.isfinite(self.threshold):
+            raise ConfigError(f'Partition {self.name!r}: threshold {self.threshold!r} is not '
+                              'finite.')
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether calibration scores and a per-frame threshold are present."""
+        return self.calibration_scores.size > 0 and self.threshold is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest representation."""
+        return {
+            'name': self.name,
+            'dims': list(self.dims),
+            'selection': self.selection.value,
+            'threshold': None if self.threshold is None else float(self.threshold),
+            'cusum': None if self.cusum is None else self.cusum.to_dict(),
+            'calibration_scores': [float(s) for s in self.calibration_scores],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Partition:
+        """Build from the manifest representation."""
+        cusum = data.get('cusum')
+        return cls(name=data['name'], dims=tuple(data['dims']),
+                   selection=data.get('selection', 'all'),
+                   calibration_scores=np.asarray(data.get('calibration_scores', []), float),
+                   threshold=data.get('threshold'),
+                   cusum=None if cusum is None else CusumParams(**cusum))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Facts about the ONNX encoder inside the bundle."""
+
+    sha256: str
+    latent_dim: int
+    precision: Precision = Precision.FP32
+    input_name: str = 'image'
+    output_names: tuple[str, str] = ('mu', 'logvar')
+    parameters: int = 0
+    macs: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'precision', _choice(Precision, self.precision, 'precision'))
+        object.__setattr__(self, 'output_names', tuple(self.output_names))
+        if len(self.sha256) != 64:
+            raise ConfigError(f'Model sha256 {self.sha256!r} is not a 64-digit hex digest.')
+        if self.latent_dim < 1 or len(self.output_names) != 2:
+            raise ConfigError(f'latent_dim {self.latent_dim!r} must be positive and there must '
+                              f'be two outputs (mu, logvar), got {self.output_names!r}.')
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the manifest representation."""
+        return {'sha256': self.sha256, 'latent_dim': self.latent_dim,
+                'precision': self.precision.value, 'input_name': self.input_name,
+                'output_names': list(self.output_names), 'parameters': self.parameters,
+                'macs': self.macs}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The validated manifest of a model bundle (schema version 1)."""
+
+    name: str
+    input: InputSpec  # noqa: A003 (the manifest key)
+    model: ModelInfo
+    partitions: tuple[Partition, ...] = ()
+    target_far: float = 0.01
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ''
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'partitions', tuple(self.partitions))
+        names = [p.name for p in self.partitions]
+        if len(set(names)) != len(names):
+            raise ConfigError(f'Partition names must be unique, got {names!r}.')
+        for part in self.partitions:
+            if max(part.dims) >= self.model.latent_dim:
+                raise ConfigError(
+                    f'Partition {part.name!r} uses latent dim {max(part.dims)} but the model has '
+                    f'only {self.model.latent_dim} latent dimensions.')
+        if not 0.0 < self.target_far < 1.0:
+            raise ConfigError(f'target_far {self.target_far!r} must be in (0, 1).')
+
+    @property
+    def calibrated(self) -> bool:
+        """Tell whether there are partitions and every one is calibrated."""
+        return bool(self.partitions) and all(p.calibrated for p in self.partitions)
+
+    def replace(self, **changes: Any) -> Manifest:
+        """Return a copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready representation."""
+        return {
+            'format': BUNDLE_FORMAT,
+            'schema_version': self.schema_version,
+            'name': self.name,
+            'created': self.created,
+            'input': self.input.to_dict(),
+            'model': self.model.to_dict(),
+            'target_far': self.target_far,
+            'partitions': [p.to_dict() for p in self.partitions],
+            'provenance': self.provenance,
+            'metrics': self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = 'manifest') -> Manifest:
+        """Validate and build from the JSON representation; errors name ``source``."""
+        if not isinstance(data, dict) or data.get('format') != BUNDLE_FORMAT:
+            raise BundleError(f'{source} is not a vae-ood bundle manifest (format field '
+                              f'{data.get("format") if isinstance(data, dict) else None!r}, '
+                              f'expected {BUNDLE_FORMAT!r}); export the model with '
+                              '`vae-ood export`.')
+        version = data.get('schema_version')
+        if version != SCHEMA_VERSION:
+            hint = ('upgrade vae_ood_monitor to read it' if isinstance(version, int)
+                    and version > SCHEMA_VERSION else 're-export the model with this version')
+            raise BundleError(f'{source} has schema version {version!r}; this vae_ood_monitor '
+                              f'reads version {SCHEMA_VERSION}: {hint}.')
+        try:
+            return cls(
+                name=str(data['name']),
+                input=InputSpec.from_dict(data['input']),
+                model=ModelInfo(**{**data['model'],
+                                   'output_names': tuple(data['model']['output_names'])}),
+                partitions=tuple(Partition.from_dict(p) for p in data.get('partitions', [])),
+                target_far=float(data.get('target_far', 0.01)),
+                provenance=dict(data.get('provenance', {})),
+                metrics=dict(data.get('metrics', {})),
+                created=str(data.get('created', '')),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError, ConfigError) as err:
+            raise BundleError(f'{source} is malformed ({type(err).__name__}: {err}); re-export '
+                              'the model with `vae-ood export`.') from err

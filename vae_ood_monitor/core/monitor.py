@@ -1,0 +1,222 @@
+"""The Monitor: frame in, decision out, with a latency breakdown and per-camera state.
+
+The ROS node and bag replay both call :meth:`Monitor.process`, so live and replayed decisions
+are identical. One thread should call a Monitor (the node runs it from a single worker); the
+per-camera state (sequential detectors, alert latch, counters) is keyed by camera name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import os
+import time
+from typing import Any, TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.bundle import Bundle, load_bundle
+from vae_ood_monitor.core.detector import Decider, PartitionState
+from vae_ood_monitor.core.errors import CalibrationError, ConfigError, ImageEncodingError
+from vae_ood_monitor.core.errors import VaeOodError
+from vae_ood_monitor.core.image import decode_image, to_rgb8
+from vae_ood_monitor.core.preprocess import Preprocessor
+from vae_ood_monitor.core.scoring import kl_per_dim
+from vae_ood_monitor.core.session import EncoderSession, SessionConfig
+from vae_ood_monitor.core.stats import Counts, Latency, LatencyStats, RateMeter
+from vae_ood_monitor.core.typedefs import ChannelOrder, DecisionMode
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from vae_ood_monitor.core.typedefs import Encoder
+
+__all__ = ['Decision', 'Monitor', 'MonitorConfig']
+
+# Encodings whose pixels feed the model without a full-resolution colour conversion: they are
+# decoded as a zero-copy view, resized first, and their planes reordered while scaling.
+_DIRECT = {'rgb8': ChannelOrder.RGB, 'rgba8': ChannelOrder.RGB,
+           'bgr8': ChannelOrder.BGR, 'bgra8': ChannelOrder.BGR}
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Runtime settings of a Monitor (validated here, whether they come from CLI, YAML or ROS).
+
+    ``decision`` None picks ``cusum`` when the bundle has CUSUM parameters, else ``threshold``.
+    ``clear_frames`` is the alert hysteresis: frames without a trigger before the alert clears.
+    ``cusum_cap`` bounds the CUSUM statistic at ``cusum_cap * tau`` so alarms clear in bounded
+    time after a shift ends. ``partitions`` restricts the partitions used (empty: all).
+    """
+
+    decision: DecisionMode | None = None
+    session: SessionConfig = field(default_factory=SessionConfig)
+    clear_frames: int = 10
+    cusum_cap: float = 2.0
+    stats_window: int = 1000
+    partitions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.decision is not None:
+            try:
+                object.__setattr__(self, 'decision', DecisionMode(self.decision))
+            except ValueError:
+                raise ConfigError(f'decision {self.decision!r} must be one of: '
+                                  f'{", ".join(m.value for m in DecisionMode)}.') from None
+        if not isinstance(self.clear_frames, int) or self.clear_frames < 1:
+            raise ConfigError(f'clear_frames {self.clear_frames!r} must be an integer >= 1.')
+        if not self.cusum_cap >= 1.0:
+            raise ConfigError(f'cusum_cap {self.cusum_cap!r} must be >= 1 (a multiple of tau).')
+        if not isinstance(self.stats_window, int) or self.stats_window < 1:
+            raise ConfigError(f'stats_window {self.stats_window!r} must be a positive integer.')
+        partitions = (self.partitions,) if isinstance(self.partitions, str) else self.partitions
+        object.__setattr__(self, 'partitions', tuple(partitions))
+
+
+@dataclass(frozen=True, eq=False)
+class Decision:
+    """The monitor's verdict on one frame of one camera."""
+
+    camera: str
+    stamp_ns: int
+    score: float
+    kl: NDArray[np.float64]
+    partitions: tuple[PartitionState, ...]
+    alert: bool
+    fired: tuple[str, ...]
+    latency: Latency
+    mode: DecisionMode
+
+
+class _Camera:
+    """Per-camera state: decider (detectors + latch), counters and latency window."""
+
+    def __init__(self, decider: Decider, config: MonitorConfig) -> None:
+        self.decider = decider
+        self.counts = Counts()
+        self.latency = LatencyStats(config.stats_window)
+        self.rate = RateMeter()
+        self.last: Decision | None = None
+
+    def reset(self) -> None:
+        self.decider.reset()
+
+
+class Monitor:
+    """Run a bundle's encoder on camera frames and decide whether they are out of distribution."""
+
+    def __init__(self, bundle: Bundle | str | os.PathLike[str],
+                 config: MonitorConfig | None = None, encoder: Encoder | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.config = config or MonitorConfig()
+        manifest = self.bundle.manifest
+        partitions = [p for p in manifest.partitions
+                      if not self.config.partitions or p.name in self.config.partitions]
+        missing = set(self.config.partitions) - {p.name for p in manifest.partitions}
+        if missing:
+            raise ConfigError(f'Partition(s) {sorted(missing)!r} not in the bundle; it has '
+                              f'{[p.name for p in manifest.partitions]!r}.')
+        if not partitions:
+            raise CalibrationError(f'{self.bundle.name!r} is not calibrated; run `vae-ood '
+                                   'calibrate MODEL --data ID_FRAMES` first.')
+        has_cusum = all(p.cusum is not None for p in partitions)
+        self.mode = self.config.decision or (DecisionMode.CUSUM if has_cusum
+                                             else DecisionMode.THRESHOLD)
+        self._partitions = partitions
+        Decider(partitions, self.mode)  # validates calibration before ONNX Runtime loads
+        self.encoder: Encoder = encoder or EncoderSession(self.bundle, self.config.session)
+        self.preprocessor = Preprocessor(manifest.input)
+        self._cameras: dict[str, _Camera] = {}
+
+    @property
+    def provider(self) -> str:
+        """The execution provider in use (short name), or 'custom' for an injected encoder."""
+        return getattr(self.encoder, 'provider_short', 'custom')
+
+    def _camera(self, name: str) -> _Camera:
+        state = self._cameras.get(name)
+        if state is None:
+            decider = Decider(self._partitions, self.mode, self.config.clear_frames,
+                              self.config.cusum_cap)
+            state = self._cameras[name] = _Camera(decider, self.config)
+        return state
+
+    def _pixels(self, frame: Any) -> tuple[NDArray[np.uint8], ChannelOrder]:
+        if isinstance(frame, np.ndarray):
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ImageEncodingError(
+                    f'A numpy frame must be an (h, w, 3) uint8 RGB array, got shape '
+                    f'{frame.shape!r} dtype {frame.dtype}; convert it first (e.g. to_rgb8).')
+            return frame, ChannelOrder.RGB
+        order = _DIRECT.get(getattr(frame, 'encoding', None))  # type: ignore[arg-type]
+        if order is not None:
+            return decode_image(frame), order
+        return to_rgb8(frame), ChannelOrder.RGB
+
+    def process(self, frame: Any, stamp_ns: int, camera: str = 'camera') -> Decision:
+        """Decide on one frame: an RGB uint8 array, a sensor_msgs Image or CompressedImage.
+
+        Bad input raises a :class:`VaeOodError` subclass after being counted for ``camera``.
+        """
+        state = self._camera(camera)
+        t0 = time.perf_counter_ns()
+        try:
+            pixels, order = self._pixels(frame)
+            t1 = time.perf_counter_ns()
+            batch = self.preprocessor(pixels, order)
+        except VaeOodError as err:
+            state.counts.failed[err.kind] += 1
+            raise
+        t2 = time.perf_counter_ns()
+        mu, logvar = self.encoder.encode(batch)
+        t3 = time.perf_counter_ns()
+        kl = kl_per_dim(mu[0], logvar[0])
+        states, fired, alert = state.decider.update(kl)
+        t4 = time.perf_counter_ns()
+        latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
+        decision = Decision(camera, int(stamp_ns), float(kl.sum()), kl, states, alert, fired,
+                            latency, self.mode)
+        state.counts.processed += 1
+        state.counts.alerts += alert
+        state.latency.add(latency)
+        state.rate.tick(time.monotonic_ns())
+        state.last = decision
+        return decision
+
+    def record_drop(self, camera: str = 'camera', count: int = 1) -> None:
+        """Count frames that arrived but were never processed (a newer frame replaced them)."""
+        self._camera(camera).counts.dropped += count
+
+    def record_failure(self, camera: str, error: BaseException) -> None:
+        """Count a failure that happened outside :meth:`process` (e.g. in a ROS callback)."""
+        kind = error.kind if isinstance(error, VaeOodError) else type(error).__name__
+        self._camera(camera).counts.failed[kind] += 1
+
+    def reset(self, camera: str | None = None) -> None:
+        """Clear the sequential state of one camera, or of all cameras."""
+        for name, state in self._cameras.items():
+            if camera is None or name == camera:
+                state.reset()
+
+    @property
+    def cameras(self) -> list[str]:
+        """Names of the cameras seen so far."""
+        return list(self._cameras)
+
+    def counts(self, camera: str | None = None) -> Counts:
+        """Frame counters of one camera, or summed over all cameras."""
+        if camera is not None:
+            return self._camera(camera).counts
+        return Counts().merge(s.counts for s in self._cameras.values())
+
+    def latency(self, camera: str) -> LatencyStats:
+        """Return the latency window of one camera."""
+        return self._camera(camera).latency
+
+    def processed_rate(self, camera: str) -> float:
+        """Frames per second processed for ``camera`` (wall clock, recent window)."""
+        return self._camera(camera).rate.rate()
+
+    def last_decision(self, camera: str) -> Decision | None:
+        """Return the latest decision for ``camera`` (None before its first frame)."""
+        state = self._cameras.get(camera)
+        return state.last if state else None

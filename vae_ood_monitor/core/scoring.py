@@ -1,0 +1,51 @@
+"""Per-frame scores: KL divergence of the latent posterior from the prior, conformal p-values."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ['conformal_p_value', 'conformal_p_values', 'kl_per_dim', 'partition_scores']
+
+
+def kl_per_dim(mu: ArrayLike, logvar: ArrayLike) -> NDArray[np.float64]:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent dimension, in float64.
+
+    ``kl_i = 0.5 * (mu_i**2 + exp(lv_i) - lv_i - 1)``; the whole expression is halved (a bug in
+    related code halves only ``mu**2``). Shapes broadcast: (D,) or (N, D) in, the same out.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    logvar = np.asarray(logvar, dtype=np.float64)
+    # exp(lv) - 1 - lv as expm1(lv) - lv: no cancellation near lv = 0, and never negative.
+    return 0.5 * (mu * mu + (np.expm1(logvar) - logvar))
+
+
+def partition_scores(kl: NDArray[np.float64],
+                     dims: Sequence[Sequence[int]]) -> NDArray[np.float64]:
+    """Sum the per-dim KL over each partition's dims: (..., D) -> (..., len(dims))."""
+    return np.stack([kl[..., list(d)].sum(axis=-1) for d in dims], axis=-1)
+
+
+def conformal_p_value(sorted_calibration: NDArray[np.float64], score: float) -> float:
+    """Inductive conformal p-value ``(#{cal >= score} + 1) / (N + 1)``.
+
+    ``sorted_calibration`` must be sorted ascending (bundles store it so): one binary search.
+    The result lies in [1 / (N + 1), 1].
+    """
+    n = sorted_calibration.size
+    at_least = n - int(np.searchsorted(sorted_calibration, score, side='left'))
+    return (at_least + 1) / (n + 1)
+
+
+def conformal_p_values(sorted_calibration: NDArray[np.float64],
+                       scores: ArrayLike) -> NDArray[np.float64]:
+    """Vectorised :func:`conformal_p_value` over many scores."""
+    n = sorted_calibration.size
+    at_least = n - np.searchsorted(sorted_calibration, np.asarray(scores, np.float64), 'left')
+    return (at_least + 1.0) / (n + 1.0)
