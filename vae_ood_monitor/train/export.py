@@ -1,0 +1,123 @@
+"""Export a trained encoder to ONNX and wrap it in a model bundle."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timezone
+import io
+import logging
+import os
+from typing import Any, TYPE_CHECKING
+import warnings
+
+import torch
+from torch import nn
+
+from vae_ood_monitor.core.bundle import Bundle, sha256_hex
+from vae_ood_monitor.core.manifest import Manifest, ModelInfo
+from vae_ood_monitor.core.preprocess import InputSpec
+from vae_ood_monitor.core.typedefs import Interpolation, Precision
+from vae_ood_monitor.train.trainer import load_run, versions
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.train.models import EncoderSpec
+
+__all__ = ['bundle_from_encoder', 'bundle_from_run', 'count_macs', 'count_parameters',
+           'export_onnx']
+
+OPSET = 18
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Count parameters (BatchNorm statistics excluded: they fold into convolutions)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_macs(encoder: nn.Module, input_hw: tuple[int, int]) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (convolutions and linear layers)."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def linear_hook(module: nn.Linear, _inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel() * module.in_features
+
+    handles = []
+    for module in encoder.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            encoder(torch.zeros(1, 3, *input_hw))
+    finally:
+        for handle in handles:
+            handle.remove()
+        encoder.train(was_training)
+    return int(total)
+
+
+def export_onnx(encoder: nn.Module, input_hw: tuple[int, int]) -> bytes:
+    """Export ``encoder`` (image -> (mu, logvar)) to a single self-contained ONNX file.
+
+    Uses the dynamo exporter with graph optimisation (BatchNorm folded into convolutions), a
+    dynamic batch dimension, input ``image`` and outputs ``mu`` and ``logvar``.
+    """
+    encoder = encoder.eval().cpu()
+    example = torch.zeros(1, 3, *input_hw)
+    batch = torch.export.Dim('batch', min=1, max=4096)
+    name = next(iter(_forward_arguments(encoder)))
+    sink = io.StringIO()
+    quiet = logging.getLogger('torch.onnx')
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(
+                encoder, (example,), input_names=['image'], output_names=['mu', 'logvar'],
+                dynamic_shapes={name: {0: batch}}, dynamo=True, external_data=False,
+                optimize=True, verbose=False, opset_version=OPSET)
+    finally:
+        quiet.setLevel(level)
+    return program.model_proto.SerializeToString()
+
+
+def _forward_arguments(module: nn.Module) -> list[str]:
+    import inspect
+    return [p for p in inspect.signature(module.forward).parameters if p != 'self']
+
+
+def bundle_from_encoder(encoder: nn.Module, spec: EncoderSpec, *, name: str,
+                        provenance: dict[str, Any],
+                        interpolation: Interpolation | str = Interpolation.AREA) -> Bundle:
+    """Export ``encoder`` and build an uncalibrated bundle around it."""
+    model_bytes = export_onnx(encoder, spec.input_hw)
+    info = ModelInfo(sha256=sha256_hex(model_bytes), latent_dim=spec.latent_dim,
+                     precision=Precision.FP32, parameters=count_parameters(encoder),
+                     macs=count_macs(encoder, spec.input_hw))
+    manifest = Manifest(
+        name=name,
+        input=InputSpec(spec.input_hw[0], spec.input_hw[1], interpolation=interpolation),
+        model=info,
+        provenance={**provenance, 'encoder': spec.to_dict(), 'versions': versions()},
+        created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+    )
+    return Bundle(manifest, model_bytes)
+
+
+def bundle_from_run(run: str | os.PathLike[str], *, name: str | None = None) -> Bundle:
+    """Export the encoder of a finished training run to an (uncalibrated) bundle."""
+    info, model = load_run(run)
+    provenance = {'preset': info.preset, 'run': str(info.path), 'train': info.config,
+                  'data': info.data, 'history_last': info.history[-1] if info.history else {},
+                  **info.extra}
+    return bundle_from_encoder(model.encoder, info.spec, name=name or info.path.name,
+                               provenance=provenance)

@@ -1,0 +1,219 @@
+"""β-VAE architectures and presets.
+
+Two encoder families share one :class:`EncoderSpec`:
+
+``strided``
+    a plain chain of stride-2 k x k convolutions (BN + ReLU) and one linear layer producing mu
+    and logvar. Lean, SIMD-friendly channel counts, int8-quantization friendly (ReLU fuses into
+    QLinearConv). The ``default`` and ``tiny`` presets and all distillation students use it, so
+    structured pruning only has to understand one shape.
+``paper``
+    the reference paper's encoder exactly: four blocks of conv 3x3 (pad 1, no bias) -> BN ->
+    LeakyReLU(0.1) -> MaxPool 2 with 128, 64, 32, 16 channels, flatten, dense 2048 -> 1000 -> 250
+    (LeakyReLU) and two 250 -> latent heads.
+
+Decoders are only needed for training; they mirror the encoder and end in a sigmoid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+import math
+from typing import Any
+
+import torch
+from torch import nn
+import torch.nn.functional as F  # noqa: N812
+
+from vae_ood_monitor.core.errors import ConfigError
+
+__all__ = ['PRESETS', 'Decoder', 'Encoder', 'EncoderSpec', 'Preset', 'VAE', 'get_preset']
+
+ARCHS = ('strided', 'paper')
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Architecture of an encoder (and, mirrored, of its training decoder)."""
+
+    arch: str = 'strided'
+    input_hw: tuple[int, int] = (120, 160)
+    channels: tuple[int, ...] = (32, 64, 128, 256)
+    latent_dim: int = 30
+    kernel: int = 4
+    hidden: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'input_hw', tuple(int(v) for v in self.input_hw))
+        object.__setattr__(self, 'channels', tuple(int(c) for c in self.channels))
+        object.__setattr__(self, 'hidden', tuple(int(h) for h in self.hidden))
+        if self.arch not in ARCHS:
+            raise ConfigError(f'arch {self.arch!r} must be one of {ARCHS}.')
+        if not self.channels or min(self.channels) < 1 or self.latent_dim < 1:
+            raise ConfigError(f'channels {self.channels!r} and latent_dim {self.latent_dim!r} '
+                              'must be positive.')
+        if min(self.input_hw) < 2 ** len(self.channels):
+            raise ConfigError(f'input {self.input_hw!r} is too small for {len(self.channels)} '
+                              'stride-2 stages.')
+
+    @property
+    def feature_hw(self) -> tuple[int, int]:
+        """Spatial size of the last feature map."""
+        h, w = self.input_hw
+        for _ in self.channels:
+            if self.arch == 'strided':
+                pad = (self.kernel - 1) // 2
+                h = (h + 2 * pad - self.kernel) // 2 + 1
+                w = (w + 2 * pad - self.kernel) // 2 + 1
+            else:
+                h, w = h // 2, w // 2
+        return h, w
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named architecture plus training defaults."""
+
+    name: str
+    encoder: EncoderSpec
+    beta: float = 1.4
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    decoder_width: float = 1.0
+    notes: str = ''
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    'tiny': Preset('tiny', EncoderSpec('strided', (30, 40), (8, 16), latent_dim=8),
+                   epochs=2, batch_size=16, lr=2e-3, notes='for tests: trains in seconds'),
+    'default': Preset('default', EncoderSpec('strided', (120, 160), (32, 64, 128, 256), 30),
+                      epochs=12, batch_size=32, lr=1e-3, decoder_width=0.5,
+                      notes='lean 4:3 encoder, ~124 MMAC; trains on 2 CPU cores in minutes'),
+    'paper': Preset('paper', EncoderSpec('paper', (224, 224), (128, 64, 32, 16), 30, kernel=3,
+                                         hidden=(2048, 1000, 250)),
+                    epochs=20, batch_size=32, lr=1e-4,
+                    notes='the reference paper architecture: ~8.8 M encoder params, ~1.2 GMAC'),
+}
+
+
+def get_preset(name: str, **overrides: Any) -> Preset:
+    """Return a preset by name, optionally with some fields replaced."""
+    try:
+        preset = PRESETS[name]
+    except KeyError:
+        raise ConfigError(f'Unknown preset {name!r}; choose one of: '
+                          f'{", ".join(PRESETS)}.') from None
+    return replace(preset, **overrides) if overrides else preset
+
+
+class Encoder(nn.Module):
+    """Image (N, 3, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
+
+    def __init__(self, spec: EncoderSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        layers: list[nn.Module] = []
+        cin = 3
+        for cout in spec.channels:
+            if spec.arch == 'strided':
+                pad = (spec.kernel - 1) // 2
+                layers += [nn.Conv2d(cin, cout, spec.kernel, 2, pad, bias=False),
+                           nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            else:
+                layers += [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+                           nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(2)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        fh, fw = spec.feature_hw
+        width = cin * fh * fw
+        dense: list[nn.Module] = []
+        for units in spec.hidden:
+            dense += [nn.Linear(width, units), nn.LeakyReLU(0.1, inplace=True)]
+            width = units
+        self.dense = nn.Sequential(*dense)
+        if spec.arch == 'paper':
+            self.mu = nn.Linear(width, spec.latent_dim)
+            self.logvar = nn.Linear(width, spec.latent_dim)
+            self.head = None
+        else:
+            self.head = nn.Linear(width, 2 * spec.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mu, logvar)."""
+        h = self.dense(torch.flatten(self.features(x), 1))
+        if self.head is None:
+            return self.mu(h), self.logvar(h)
+        out = self.head(h)
+        d = self.spec.latent_dim
+        return out[:, :d], out[:, d:]
+
+
+class Decoder(nn.Module):
+    """Latent (N, latent_dim) -> image (N, 3, H, W) in (0, 1), mirroring the encoder."""
+
+    def __init__(self, spec: EncoderSpec, width: float = 1.0) -> None:
+        super().__init__()
+        self.spec = spec
+        channels = [max(4, int(round(c * width))) for c in reversed(spec.channels)]
+        stages = len(channels)
+        self.h0 = math.ceil(spec.input_hw[0] / 2 ** stages)
+        self.w0 = math.ceil(spec.input_hw[1] / 2 ** stages)
+        dense: list[nn.Module] = []
+        width_in = spec.latent_dim
+        for units in reversed(spec.hidden):
+            dense += [nn.Linear(width_in, units), nn.LeakyReLU(0.1, inplace=True)]
+            width_in = units
+        dense += [nn.Linear(width_in, channels[0] * self.h0 * self.w0)]
+        self.dense = nn.Sequential(*dense)
+        self.c0 = channels[0]
+        layers: list[nn.Module] = []
+        for cin, cout in zip(channels, channels[1:] + [channels[-1]]):
+            if spec.arch == 'strided':
+                layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                           nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            else:
+                layers += [nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+                           nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True)]
+        layers += [nn.Conv2d(channels[-1], 3, 3, 1, 1)]
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return logits-free reconstructions in (0, 1), cropped to the input size."""
+        h = self.dense(z).view(-1, self.c0, self.h0, self.w0)
+        if self.spec.arch == 'strided':
+            h = F.relu(h)
+        out = self.features(h)
+        height, width = self.spec.input_hw
+        top = (out.shape[2] - height) // 2
+        left = (out.shape[3] - width) // 2
+        return torch.sigmoid(out[:, :, top:top + height, left:left + width])
+
+
+class VAE(nn.Module):
+    """Encoder + decoder with the reparameterisation trick."""
+
+    def __init__(self, spec: EncoderSpec, decoder_width: float = 1.0) -> None:
+        super().__init__()
+        self.spec = spec
+        self.encoder = Encoder(spec)
+        self.decoder = Decoder(spec, decoder_width)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (reconstruction, mu, logvar)."""
+        mu, logvar = self.encoder(x)
+        if self.training:
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        else:
+            z = mu
+        return self.decoder(z), mu, logvar

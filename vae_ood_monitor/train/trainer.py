@@ -1,0 +1,292 @@
+"""β-VAE training: augmentation, progress, checkpoints, resume, determinism, DDP under torchrun.
+
+A training run is a directory::
+
+    RUN/run.json        preset, architecture, config, data summary, loss history, versions;
+                        ``complete`` turns true only when training finished
+    RUN/checkpoint.pt   latest epoch: model + optimizer state + RNG state (resume)
+    RUN/model.pt        final weights (written last)
+
+``.pt`` files hold plain state dicts of tensors and numbers, written with ``torch.save`` and
+read back with ``torch.load(weights_only=True)``: never pickled modules or classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import json
+import math
+import os
+from pathlib import Path
+import platform
+import shutil
+import time
+from typing import Any, TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from vae_ood_monitor import __version__
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.data.shifts import augment_in_range
+from vae_ood_monitor.train.losses import vae_loss
+from vae_ood_monitor.train.models import EncoderSpec, get_preset, VAE
+from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
+                                           init_distributed, seed_everything, set_threads)
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.data.dataset import FrameArray
+
+__all__ = ['RunInfo', 'TrainConfig', 'load_run', 'save_state', 'train', 'versions']
+
+RUN_FILE = 'run.json'
+CHECKPOINT_FILE = 'checkpoint.pt'
+MODEL_FILE = 'model.pt'
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; None fields take the preset's default."""
+
+    preset: str = 'default'
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    beta: float | None = None
+    seed: int = 0
+    augment: tuple[str, ...] = ('rain', 'brightness')
+    augment_p: float = 0.5
+    val_fraction: float = 0.1
+    amp: str = 'auto'
+    threads: int | None = None
+    device: str = 'auto'
+
+    def __post_init__(self) -> None:
+        get_preset(self.preset)
+        object.__setattr__(self, 'augment', tuple(self.augment))
+        for name in ('epochs', 'batch_size'):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f'{name} {value!r} must be a positive integer.')
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f'lr {self.lr!r} must be positive.')
+        if not 0.0 <= self.augment_p <= 1.0 or not 0.0 <= self.val_fraction < 0.5:
+            raise ConfigError(f'augment_p {self.augment_p!r} must be in [0, 1] and val_fraction '
+                              f'{self.val_fraction!r} in [0, 0.5).')
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with the preset's defaults filled in."""
+        preset = get_preset(self.preset)
+        values = asdict(self)
+        for name in ('epochs', 'batch_size', 'lr', 'beta'):
+            if values[name] is None:
+                values[name] = getattr(preset, name)
+        values['augment'] = list(self.augment)
+        return values
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``run.json`` says about a training run."""
+
+    path: Path
+    preset: str
+    spec: EncoderSpec
+    decoder_width: float
+    config: dict[str, Any]
+    data: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    complete: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software that produced an artifact (provenance)."""
+    import onnxruntime
+    return {'vae_ood_monitor': __version__, 'torch': torch.__version__,
+            'onnxruntime': onnxruntime.__version__, 'numpy': np.__version__,
+            'python': platform.python_version()}
+
+
+def save_state(state: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file, then rename (no half-written checkpoints)."""
+    tmp = path.with_name(path.name + '.partial')
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(path.name + '.partial')
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
+             ) -> tuple[RunInfo, VAE]:
+    """Read a run directory and its weights (``weights_only``: never unpickles objects)."""
+    path = Path(path)
+    meta_path = path / RUN_FILE
+    if not meta_path.is_file():
+        raise ConfigError(f'{str(path)!r} is not a training run (no {RUN_FILE}); pass the '
+                          'directory given to `vae-ood train --out`.')
+    try:
+        meta = json.loads(meta_path.read_text())
+        info = RunInfo(path, meta['preset'], EncoderSpec.from_dict(meta['encoder']),
+                       float(meta['decoder_width']), meta['config'], meta.get('data', {}),
+                       meta.get('history', []), bool(meta.get('complete')),
+                       meta.get('extra', {}))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
+    weights = path / (MODEL_FILE if info.complete else CHECKPOINT_FILE)
+    if require_complete and not info.complete:
+        raise ConfigError(f'Training in {str(path)!r} did not finish; resume it with '
+                          f'`vae-ood train ... --out {path} --resume`.')
+    if not weights.is_file():
+        raise ConfigError(f'{str(weights)!r} is missing; re-run training.')
+    state = torch.load(weights, map_location='cpu', weights_only=True)
+    model = VAE(info.spec, info.decoder_width)
+    model.load_state_dict(state['model'] if 'optimizer' in state else state)
+    return info, model.eval()
+
+
+def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo) -> None:
+    if resume:
+        if not (out / CHECKPOINT_FILE).is_file():
+            raise ConfigError(f'Cannot resume: {str(out / CHECKPOINT_FILE)!r} does not exist.')
+        return
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise ConfigError(f'Output {str(out)!r} exists; choose a new --out, pass --resume '
+                              'to continue it, or --force to overwrite.')
+        if dist_info.main:
+            shutil.rmtree(out)
+    if dist_info.world > 1:
+        dist.barrier()
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+
+def _batch_tensor(images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...],
+                  p: float, device: torch.device) -> torch.Tensor:
+    if kinds and p > 0:
+        images = np.stack([augment_in_range(img, rng, kinds=kinds, p=p) for img in images])
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    tensor = tensor.permute(0, 3, 1, 2).float().div_(255.0)
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | None = None, *,
+          resume: bool = False, force: bool = False, progress: bool = True) -> RunInfo:
+    """Train a β-VAE on ``data`` (frames at the preset's input size) into run directory ``out``."""
+    from tqdm import tqdm
+
+    config = config or TrainConfig()
+    settings = config.resolved()
+    preset = get_preset(config.preset)
+    spec = preset.encoder
+    if data.images.shape[1:3] != spec.input_hw:
+        raise ConfigError(f'Frames are {data.images.shape[1:3]!r} but preset {preset.name!r} '
+                          f'expects {spec.input_hw!r}; load them at the preset size.')
+    device = choose_device(config.device)
+    dist_info = init_distributed(device)
+    set_threads(config.threads, dist_info.world)
+    out = Path(out)
+    _prepare_out(out, resume, force, dist_info)
+    seed_everything(config.seed)
+    amp = amp_dtype(config.amp, device)
+
+    train_set, val_set = data.split_groups(config.val_fraction)
+    if len(train_set) < settings['batch_size'] * dist_info.world:
+        raise ConfigError(f'Only {len(train_set)} training frames for batch size '
+                          f'{settings["batch_size"]} x {dist_info.world} process(es); give more '
+                          'frames or a smaller --batch-size.')
+    model = VAE(spec, preset.decoder_width).to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings['lr'])
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    if resume:
+        state = torch.load(out / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        start_epoch = int(state['epoch']) + 1
+        torch.set_rng_state(state['torch_rng'])
+        history = json.loads((out / RUN_FILE).read_text()).get('history', [])
+    net: torch.nn.Module = (DistributedDataParallel(model) if dist_info.world > 1 else model)
+
+    meta = {'preset': preset.name, 'encoder': spec.to_dict(),
+            'decoder_width': preset.decoder_width, 'config': settings, 'data': data.summary(),
+            'versions': versions(), 'world_size': dist_info.world, 'device': device.type,
+            'amp': str(amp).replace('torch.', '') if amp else 'off', 'complete': False}
+    per_rank = len(train_set) // dist_info.world
+    steps = per_rank // settings['batch_size']
+    bar = tqdm(total=steps * (settings['epochs'] - start_epoch), disable=not (
+        progress and dist_info.main), desc=f'train {preset.name}', unit='step', mininterval=2)
+    started = time.monotonic()
+    for epoch in range(start_epoch, settings['epochs']):
+        rng = np.random.default_rng([config.seed, epoch])
+        order = rng.permutation(len(train_set))[:per_rank * dist_info.world]
+        shard = order[dist_info.rank::dist_info.world]
+        aug_rng = np.random.default_rng([config.seed, epoch, dist_info.rank, 1])
+        net.train()
+        totals = np.zeros(3)
+        for step in range(steps):
+            index = np.sort(shard[step * settings['batch_size']:(step + 1)
+                                  * settings['batch_size']])
+            x = _batch_tensor(train_set.images[index], aug_rng, config.augment,
+                              config.augment_p, device)
+            with autocast(device, amp):
+                recon, mu, logvar = net(x)
+            loss, bce, kl = vae_loss(recon, x, mu, logvar, settings['beta'])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if not math.isfinite(loss.item()):
+                raise ConfigError(f'Training diverged at epoch {epoch} step {step} (loss '
+                                  f'{loss.item()!r}); lower --lr.')
+            totals += (loss.item(), bce.item(), kl.item())
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f'{loss.item():.1f}', kl=f'{kl.item():.1f}')
+        if dist_info.world > 1:
+            reduced = torch.tensor(totals, dtype=torch.float64)
+            dist.all_reduce(reduced)
+            totals = reduced.numpy() / dist_info.world
+        record = {'epoch': epoch + 1, 'loss': totals[0] / steps, 'bce': totals[1] / steps,
+                  'kl': totals[2] / steps}
+        if dist_info.main:
+            record.update(_validate(model, val_set, settings, device, amp))
+            history.append({k: float(v) for k, v in record.items()})
+            save_state({'epoch': epoch, 'model': model.state_dict(),
+                        'optimizer': optimizer.state_dict(), 'torch_rng': torch.get_rng_state()},
+                       out / CHECKPOINT_FILE)
+            _write_json({**meta, 'history': history}, out / RUN_FILE)
+        if dist_info.world > 1:
+            dist.barrier()
+    bar.close()
+    if dist_info.main:
+        meta['train_seconds'] = round(time.monotonic() - started, 1)
+        save_state(model.state_dict(), out / MODEL_FILE)
+        _write_json({**meta, 'history': history, 'complete': True}, out / RUN_FILE)
+    if dist_info.world > 1:
+        dist.barrier()
+    return load_run(out)[0]
+
+
+@torch.no_grad()
+def _validate(model: VAE, val_set: FrameArray, settings: dict[str, Any], device: torch.device,
+              amp: torch.dtype | None) -> dict[str, float]:
+    if len(val_set) == 0:
+        return {}
+    model.eval()
+    totals = np.zeros(3)
+    size = settings['batch_size']
+    for start in range(0, len(val_set), size):
+        x = _batch_tensor(val_set.images[start:start + size], np.random.default_rng(0), (), 0.0,
+                          device)
+        with autocast(device, amp):
+            recon, mu, logvar = model(x)
+        loss, bce, kl = vae_loss(recon, x, mu, logvar, settings['beta'])
+        totals += np.array([loss.item(), bce.item(), kl.item()]) * x.shape[0]
+    totals /= len(val_set)
+    return {'val_loss': totals[0], 'val_bce': totals[1], 'val_kl': totals[2]}
