@@ -1,0 +1,105 @@
+"""``vae-ood train`` and ``vae-ood export``: the torch side of the workflow."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vae_ood_monitor.cli.common import add_force, check_output, tqdm_progress
+
+__all__ = ['register']
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that reads frame sources."""
+    parser.add_argument('--skip-first', type=int, default=0, metavar='N',
+                        help='drop the first N frames of every source (e.g. robot on a desk)')
+    parser.add_argument('--stride', type=int, default=1, metavar='N',
+                        help='keep every N-th frame')
+    parser.add_argument('--limit', type=int, default=None, metavar='N',
+                        help='use at most N frames in total')
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the training commands."""
+    parser = commands.add_parser(
+        'train', help='train a beta-VAE on in-distribution frames',
+        description='DATA is an image folder, a video file or a donkeycar tub (several allowed). '
+        'Under torchrun the same command trains data-parallel (gloo on CPU, nccl on GPU).')
+    parser.add_argument('data', nargs='+', help='in-distribution frame sources')
+    parser.add_argument('--out', type=Path, required=True, help='run directory to create')
+    parser.add_argument('--preset', default='default', help='tiny, default or paper')
+    parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
+    parser.add_argument('--batch-size', type=int, default=None, help='per process')
+    parser.add_argument('--lr', type=float, default=None, help='Adam learning rate')
+    parser.add_argument('--beta', type=float, default=None, help='KL weight (paper: 1.4)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--no-augment', action='store_true',
+                        help='disable in-range rain/brightness augmentation')
+    parser.add_argument('--val-fraction', type=float, default=0.1,
+                        help='last fraction of every sequence held out for validation loss')
+    parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
+    parser.add_argument('--threads', type=int, default=None, help='torch threads per process')
+    parser.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'off'],
+                        help='mixed precision (auto: bf16 where the hardware supports it)')
+    parser.add_argument('--resume', action='store_true', help='continue an unfinished run')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_data_options(parser)
+    add_force(parser)
+    parser.set_defaults(func=_train)
+
+    parser = commands.add_parser(
+        'export', help='export a trained encoder to a model bundle (.vood)',
+        description='Writes the encoder as ONNX plus a manifest into one .vood file. Calibrate '
+        'it next (or pass --calibrate DATA here).')
+    parser.add_argument('run', type=Path, help='training run directory')
+    parser.add_argument('--out', type=Path, required=True, help='bundle file to write (.vood)')
+    parser.add_argument('--name', default=None, help='bundle name (default: run folder name)')
+    parser.add_argument('--calibrate', nargs='+', default=None, metavar='DATA',
+                        help='held-out in-distribution frames to calibrate with right away')
+    parser.add_argument('--target-far', type=float, default=0.01,
+                        help='per-frame false-alarm rate for the threshold (default 0.01)')
+    add_force(parser)
+    parser.set_defaults(func=_export)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.train.models import get_preset
+    from vae_ood_monitor.train.trainer import train, TrainConfig
+
+    config = TrainConfig(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, beta=args.beta, seed=args.seed,
+                         augment=() if args.no_augment else ('rain', 'brightness'),
+                         val_fraction=args.val_fraction, amp=args.amp, threads=args.threads,
+                         device=args.device)
+    if not args.resume:
+        check_output(args.out, args.force)
+    height, width = get_preset(args.preset).encoder.input_hw
+    frames = load_frames(args.data, height, width, limit=args.limit, stride=args.stride,
+                         skip_first=args.skip_first,
+                         progress=None if args.no_progress else tqdm_progress)
+    info = train(frames, args.out, config, resume=args.resume, force=args.force,
+                 progress=not args.no_progress)
+    last = info.history[-1] if info.history else {}
+    print(f'trained {info.preset} on {len(frames)} frames -> {info.path} '
+          f'(final loss {last.get("loss", float("nan")):.1f}, '
+          f'val {last.get("val_loss", float("nan")):.1f})')
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from vae_ood_monitor.core.bundle import save_bundle
+    from vae_ood_monitor.train.export import bundle_from_run
+
+    check_output(args.out, args.force)
+    bundle = bundle_from_run(args.run, name=args.name)
+    if args.calibrate:
+        from vae_ood_monitor.cli.cmd_eval import calibrate_bundle
+        bundle = calibrate_bundle(bundle, args.calibrate, target_far=args.target_far)
+    save_bundle(bundle, args.out, force=args.force)
+    info = bundle.manifest.model
+    state = 'calibrated' if bundle.manifest.calibrated else 'not calibrated yet'
+    print(f'exported {args.out} ({info.parameters:,} parameters, {info.macs / 1e6:.1f} MMAC, '
+          f'sha256 {bundle.short_hash}, {state})')
+    return 0

@@ -1,0 +1,189 @@
+"""Benchmark the full Monitor path (decode, preprocess, inference, scoring) per model.
+
+Each model runs in its own spawned child process, one after the other: peak resident memory is
+then that model's alone (a process that never imported torch, for ONNX bundles), while timings
+still come from one invocation on one machine, so ratios between models are side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import importlib
+import multiprocessing
+import os
+from pathlib import Path
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.stats import STAGES
+
+__all__ = ['BenchConfig', 'BenchResult', 'bench_model', 'bench_models', 'make_messages']
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to feed the Monitor and how long to measure."""
+
+    width: int = 640
+    height: int = 480
+    encoding: str = 'rgb8'
+    frames: int = 500
+    warmup: int = 50
+    threads: int = 1
+    providers: tuple[str, ...] = ('cpu',)
+
+    def __post_init__(self) -> None:
+        if self.frames < 10 or self.warmup < 0:
+            raise ConfigError(f'frames {self.frames!r} must be >= 10 and warmup '
+                              f'{self.warmup!r} >= 0.')
+
+
+@dataclass
+class BenchResult:
+    """Per-stage latency (ms) and resource figures of one model."""
+
+    name: str
+    path: str
+    runtime: str
+    provider: str
+    threads: int
+    frames: int
+    median_ms: dict[str, float]
+    p99_ms: dict[str, float]
+    fps: float
+    size_bytes: int
+    parameters: int
+    macs: int
+    peak_rss_mb: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def make_messages(config: BenchConfig, count: int = 16) -> list[Any]:
+    """Distinct synthetic road frames of the configured size, encoded as camera messages."""
+    from vae_ood_monitor.data.messages import compress_rgb, encode_rgb
+    from vae_ood_monitor.data.scenes import RoadScene, SceneConfig
+
+    scene = RoadScene(7, SceneConfig(width=config.width, height=config.height))
+    frames = list(scene.frames(count))
+    if config.encoding in ('jpeg', 'png'):
+        return [compress_rgb(f, config.encoding) for f in frames]
+    return [encode_rgb(f, config.encoding) for f in frames]
+
+
+def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> Any:
+    """Attach throw-away calibration so that an uncalibrated bundle can be timed."""
+    from vae_ood_monitor.core.image import to_rgb8
+    from vae_ood_monitor.core.preprocess import Preprocessor
+    from vae_ood_monitor.core.scoring import kl_per_dim
+    from vae_ood_monitor.core.session import EncoderSession
+    from vae_ood_monitor.evaluate.calibrate import calibrate_partitions
+
+    encoder = encoder or EncoderSession(bundle)
+    pre = Preprocessor(bundle.manifest.input)
+    kl = np.concatenate([kl_per_dim(*encoder.encode(pre(to_rgb8(m)))) for m in messages])
+    kl = np.tile(kl, (200 // len(kl) + 1, 1))
+    kl += np.random.default_rng(0).random(kl.shape) * 1e-3
+    return calibrate_partitions(bundle, kl, target_far=0.01)
+
+
+def bench_model(path: str, config: BenchConfig, loader: str | None = None) -> BenchResult:
+    """Time one model in this process.
+
+    ``path`` is a bundle (``.vood``, run by ONNX Runtime) unless ``loader`` names a function
+    ``'module:function'`` that turns ``path`` into ``(bundle, encoder)``, for example to time a
+    training run in PyTorch eager mode (the CLI passes one; this layer never imports torch).
+    """
+    from vae_ood_monitor.core.bundle import load_bundle
+    from vae_ood_monitor.core.monitor import Monitor, MonitorConfig
+    from vae_ood_monitor.core.session import SessionConfig
+    from vae_ood_monitor.core.typedefs import DecisionMode
+
+    notes: list[str] = []
+    messages = make_messages(config)
+    encoder = None
+    runtime = 'onnxruntime'
+    if loader is not None:
+        module, function = loader.split(':')
+        load = getattr(importlib.import_module(module), function)
+        bundle, encoder = load(path, config.threads)
+        runtime = getattr(encoder, 'runtime', 'custom')
+        size = getattr(encoder, 'size_bytes', 0)
+    else:
+        bundle = load_bundle(path)
+        size = Path(path).stat().st_size
+    if not bundle.manifest.calibrated:
+        bundle = _placeholder_calibration(bundle, messages, encoder)
+        notes.append('uncalibrated bundle: placeholder thresholds (timing only)')
+    session = SessionConfig(providers=config.providers, threads=config.threads, warmup=5)
+    monitor = Monitor(bundle, MonitorConfig(decision=DecisionMode.THRESHOLD, session=session,
+                                            stats_window=config.frames), encoder=encoder)
+    for i in range(config.warmup):
+        monitor.process(messages[i % len(messages)], i)
+    monitor.latency('bench').reset()
+    started = time.perf_counter()
+    for i in range(config.frames):
+        monitor.process(messages[i % len(messages)], i, camera='bench')
+    elapsed = time.perf_counter() - started
+    summary = monitor.latency('bench').summary()
+    if runtime == 'onnxruntime':
+        notes += getattr(monitor.encoder, 'notes', [])
+    model = bundle.manifest.model
+    return BenchResult(
+        name=bundle.name, path=str(path), runtime=runtime, provider=monitor.provider,
+        threads=config.threads, frames=config.frames,
+        median_ms={s: summary[s].p50 / 1e6 for s in STAGES},
+        p99_ms={s: summary[s].p99 / 1e6 for s in STAGES},
+        fps=config.frames / elapsed, size_bytes=size, parameters=model.parameters,
+        macs=model.macs, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        notes=notes)
+
+
+def _child(path: str, config: BenchConfig, loader: str | None, queue: Any) -> None:
+    import cv2
+    cv2.setNumThreads(config.threads)
+    try:
+        queue.put(('ok', bench_model(path, config, loader)))
+    except Exception as err:  # reported to the parent, which raises it as a one-line error
+        queue.put(('error', f'{type(err).__name__}: {err}'))
+
+
+def bench_models(models: list[tuple[str, str | None]], config: BenchConfig, *,
+                 isolate: bool = True) -> list[BenchResult]:
+    """Benchmark (path, loader) pairs one after another, each in its own process by default."""
+    results = []
+    saved = os.environ.get('OMP_NUM_THREADS')
+    os.environ['OMP_NUM_THREADS'] = str(config.threads)  # inherited by the spawned children
+    try:
+        for path, loader in models:
+            if isolate:
+                status, payload = _run_isolated(path, config, loader)
+            else:
+                status, payload = 'ok', bench_model(path, config, loader)
+            if status != 'ok':
+                raise ConfigError(f'Benchmark of {path!r} failed: {payload}')
+            results.append(payload)
+    finally:
+        if saved is None:
+            os.environ.pop('OMP_NUM_THREADS', None)
+        else:
+            os.environ['OMP_NUM_THREADS'] = saved
+    return results
+
+
+def _run_isolated(path: str, config: BenchConfig, loader: str | None) -> tuple[str, Any]:
+    context = multiprocessing.get_context('spawn')
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(path, config, loader, queue))
+    child.start()
+    try:
+        return queue.get()
+    finally:
+        child.join()

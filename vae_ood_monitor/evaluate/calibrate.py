@@ -1,0 +1,67 @@
+"""Calibration: per-partition calibration scores and per-frame thresholds into the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.manifest import CusumParams, Partition
+from vae_ood_monitor.core.typedefs import DimSelection
+from vae_ood_monitor.evaluate.metrics import conformal_threshold
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from numpy.typing import NDArray
+
+    from vae_ood_monitor.core.bundle import Bundle
+
+__all__ = ['MIN_CALIBRATION_FRAMES', 'PartitionPlan', 'calibrate_partitions']
+
+#: Fewer in-distribution frames than this make thresholds too noisy to trust.
+MIN_CALIBRATION_FRAMES = 100
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """Which latent dims a partition sums, and how they were chosen."""
+
+    name: str
+    dims: tuple[int, ...]
+    selection: DimSelection = DimSelection.ALL
+
+
+def calibrate_partitions(bundle: Bundle, id_kl: NDArray[np.float64], *,
+                         target_far: float | None = None,
+                         plans: Sequence[PartitionPlan] | None = None,
+                         cusum: Mapping[str, CusumParams] | None = None) -> Bundle:
+    """Store sorted in-distribution scores and the per-frame threshold of every partition.
+
+    ``id_kl`` is the per-dim KL (N, D) of held-out in-distribution frames (never the training
+    frames: their scores are optimistically low). Without ``plans`` one partition named 'all'
+    sums every latent dim. ``target_far`` defaults to the manifest's.
+    """
+    manifest = bundle.manifest
+    latent = manifest.model.latent_dim
+    if id_kl.ndim != 2 or id_kl.shape[1] != latent:
+        raise CalibrationError(f'Expected per-dim KL of shape (N, {latent}), got '
+                               f'{id_kl.shape!r}.')
+    if id_kl.shape[0] < MIN_CALIBRATION_FRAMES:
+        raise CalibrationError(f'Only {id_kl.shape[0]} calibration frames; give at least '
+                               f'{MIN_CALIBRATION_FRAMES} held-out in-distribution frames.')
+    far = manifest.target_far if target_far is None else float(target_far)
+    plans = list(plans) if plans else [PartitionPlan('all', tuple(range(latent)))]
+    partitions = []
+    for plan in plans:
+        scores = id_kl[:, list(plan.dims)].sum(axis=1)
+        if np.ptp(scores) == 0:
+            raise CalibrationError(f'Partition {plan.name!r}: every calibration score is '
+                                   f'{scores[0]!r}; the encoder output is degenerate '
+                                   '(posterior collapse?). Retrain or choose other dims.')
+        partitions.append(Partition(plan.name, plan.dims, plan.selection, scores,
+                                    threshold=conformal_threshold(scores, far),
+                                    cusum=(cusum or {}).get(plan.name)))
+    return bundle.with_manifest(partitions=tuple(partitions), target_far=far)

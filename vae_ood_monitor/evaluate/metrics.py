@@ -1,0 +1,88 @@
+"""Detection metrics over scores (scikit-learn for the curves, as the field does)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+from vae_ood_monitor.core.errors import CalibrationError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ['DetectionMetrics', 'conformal_threshold', 'detection_metrics', 'fpr_at_tpr']
+
+
+@dataclass(frozen=True)
+class DetectionMetrics:
+    """Frame-level separation of in-distribution (negative) and OOD (positive) scores."""
+
+    auroc: float
+    aupr: float
+    fpr_at_95_tpr: float
+    false_alarm_rate: float
+    detection_rate: float
+    n_id: int
+    n_ood: int
+
+    def __post_init__(self) -> None:
+        for name in ('auroc', 'aupr', 'fpr_at_95_tpr', 'false_alarm_rate', 'detection_rate'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1], got {value!r}')
+
+    def as_dict(self) -> dict[str, float | int]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def fpr_at_tpr(id_scores: ArrayLike, ood_scores: ArrayLike, tpr: float = 0.95) -> float:
+    """False-positive rate at the lowest threshold that detects ``tpr`` of the OOD frames."""
+    labels, scores = _stack(id_scores, ood_scores)
+    fpr, tprs, _ = roc_curve(labels, scores)
+    return float(fpr[np.searchsorted(tprs, tpr, side='left')])
+
+
+def detection_metrics(id_scores: ArrayLike, ood_scores: ArrayLike,
+                      threshold: float) -> DetectionMetrics:
+    """AUROC, AUPR (OOD positive), FPR at 95 % TPR, and rates at ``threshold`` (score > t)."""
+    id_scores = np.asarray(id_scores, np.float64)
+    ood_scores = np.asarray(ood_scores, np.float64)
+    if id_scores.size == 0 or ood_scores.size == 0:
+        raise CalibrationError('Need at least one in-distribution and one OOD score to compute '
+                               'detection metrics.')
+    labels, scores = _stack(id_scores, ood_scores)
+    return DetectionMetrics(
+        auroc=float(roc_auc_score(labels, scores)),
+        aupr=float(average_precision_score(labels, scores)),
+        fpr_at_95_tpr=fpr_at_tpr(id_scores, ood_scores),
+        false_alarm_rate=float(np.mean(id_scores > threshold)),
+        detection_rate=float(np.mean(ood_scores > threshold)),
+        n_id=int(id_scores.size), n_ood=int(ood_scores.size))
+
+
+def conformal_threshold(calibration: ArrayLike, target_far: float) -> float:
+    """Return the per-frame threshold where conformal p-values reach ``target_far``.
+
+    With N calibration scores, an exchangeable in-distribution score exceeds the
+    ceil((N + 1)(1 - a))-th smallest calibration score with probability at most a.
+    """
+    scores = np.sort(np.asarray(calibration, np.float64).ravel())
+    n = scores.size
+    k = int(np.ceil((n + 1) * (1.0 - target_far)))
+    if k > n:
+        raise CalibrationError(
+            f'{n} calibration frames cannot certify a false-alarm rate of {target_far:g}: need '
+            f'at least {int(np.ceil(1.0 / target_far)) - 1}. Give more in-distribution frames '
+            'or raise --target-far.')
+    return float(scores[k - 1])
+
+
+def _stack(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    id_scores = np.asarray(id_scores, np.float64).ravel()
+    ood_scores = np.asarray(ood_scores, np.float64).ravel()
+    labels = np.concatenate([np.zeros(id_scores.size), np.ones(ood_scores.size)])
+    return labels, np.concatenate([id_scores, ood_scores])

@@ -1,0 +1,155 @@
+"""Calibrating the sequential test: CUSUM drift (delta) and threshold (tau) per partition.
+
+For one partition, held-out in-distribution sequences give the log-martingale values the
+detector sees on normal driving; validation sequences with a shift starting part-way give the
+values it sees when things go wrong. For every candidate delta (quantiles of the in-distribution
+log M), tau is set just above what in-distribution sequences reach (allowing at most
+``target_rate`` alarms per frame, with a safety ``margin``), and the detection delay on the
+validation sequences is measured with exactly the runtime's detector classes. The delta with
+fewest missed sequences, then the shortest median delay, wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.cusum import Cusum
+from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.manifest import CusumParams
+from vae_ood_monitor.core.martingale import PowerMartingale
+from vae_ood_monitor.core.scoring import conformal_p_values
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import NDArray
+
+    from vae_ood_monitor.core.manifest import Partition
+
+__all__ = ['DELTA_QUANTILES', 'SequentialFit', 'fit_cusum', 'log_martingales', 'run_cusum']
+
+#: Candidate deltas: these quantiles of the in-distribution log-martingale values.
+DELTA_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+MIN_TAU = 1.0
+
+
+@dataclass(frozen=True)
+class SequentialFit:
+    """The chosen CUSUM parameters of one partition and the evidence behind them."""
+
+    partition: str
+    params: CusumParams
+    id_frames: int
+    id_sequences: int
+    id_alarms: int
+    median_delay: float
+    p95_delay: float
+    missed: int
+    validation_sequences: int
+    candidates: list[dict[str, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form (goes into the manifest's calibration record)."""
+        return {'partition': self.partition, **self.params.to_dict(),
+                'id_frames': self.id_frames, 'id_sequences': self.id_sequences,
+                'id_alarms': self.id_alarms, 'median_delay': self.median_delay,
+                'p95_delay': self.p95_delay, 'missed': self.missed,
+                'validation_sequences': self.validation_sequences,
+                'candidates': self.candidates}
+
+
+def log_martingales(partition: Partition, kl: NDArray[np.float64],
+                    window: int) -> NDArray[np.float64]:
+    """Compute log M per frame of a (T, D) KL sequence under ``partition``."""
+    scores = kl[:, list(partition.dims)].sum(axis=1)
+    martingale = PowerMartingale(window)
+    return np.array([martingale.update(float(p))
+                     for p in conformal_p_values(partition.calibration_scores, scores)])
+
+
+def run_cusum(log_m: NDArray[np.float64], delta: float, tau: float,
+              cap: float | None = None) -> NDArray[np.float64]:
+    """Compute the CUSUM statistic per frame with the runtime's :class:`Cusum`."""
+    cusum = Cusum(delta, tau, cap)
+    return np.array([cusum.update(float(v)).statistic for v in log_m])
+
+
+def _rising_edges(alarm: NDArray[np.bool_]) -> int:
+    return int(np.count_nonzero(alarm & ~np.r_[False, alarm[:-1]]))
+
+
+def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: float) -> float:
+    """Smallest tau (times 1 + margin) with at most ``allowed`` alarm onsets in the sequences."""
+    levels = np.unique(np.concatenate(list(statistics)))[::-1]
+    tau = float(levels[0])
+    if allowed > 0:
+        for level in levels[1:]:
+            if sum(_rising_edges(s > level) for s in statistics) > allowed:
+                break
+            tau = float(level)
+    return max(MIN_TAU, tau * (1.0 + margin))
+
+
+def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta: float,
+            tau: float, cap: float) -> tuple[list[int], int]:
+    delays, missed = [], 0
+    for log_m, onset in zip(log_ms, onsets):
+        statistic = run_cusum(log_m, delta, tau, cap * tau)
+        after = np.flatnonzero(statistic[onset:] > tau)
+        if after.size:
+            delays.append(int(after[0]))
+        else:
+            missed += 1
+    return delays, missed
+
+
+def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
+              shifted: Sequence[tuple[NDArray[np.float64], int]], *, window: int = 20,
+              target_rate: float = 1e-4, margin: float = 0.25, cusum_cap: float = 2.0,
+              quantiles: Sequence[float] = DELTA_QUANTILES) -> SequentialFit:
+    """Choose (delta, tau) for ``partition`` from per-dim KL sequences.
+
+    ``id_sequences``: held-out in-distribution sequences (T_i, D), not the frames whose scores
+    are the partition's calibration scores. ``shifted``: (KL sequence, index of the first OOD
+    frame) pairs of validation sequences.
+    """
+    id_sequences = [s for s in id_sequences if len(s) > 0]
+    if not id_sequences or not shifted:
+        raise CalibrationError('Sequential calibration needs held-out in-distribution sequences '
+                               'and validation sequences with a shift.')
+    id_frames = sum(len(s) for s in id_sequences)
+    if id_frames < 2 * window:
+        raise CalibrationError(f'Only {id_frames} in-distribution frames for sequential '
+                               f'calibration with window {window}; give more frames.')
+    id_log_m = [log_martingales(partition, s, window) for s in id_sequences]
+    shift_log_m = [log_martingales(partition, s, window) for s, _ in shifted]
+    onsets = [onset for _, onset in shifted]
+    allowed = int(math.floor(id_frames * target_rate))
+    pooled = np.concatenate(id_log_m)
+    best: tuple[tuple[float, ...], dict[str, float]] | None = None
+    candidates = []
+    for delta in sorted({float(np.quantile(pooled, q)) for q in quantiles}):
+        statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
+        tau = _tau_for(statistics, allowed, margin)
+        id_alarms = sum(_rising_edges(run_cusum(v, delta, tau, cusum_cap * tau) > tau)
+                        for v in id_log_m)
+        delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
+        median = float(np.median(delays)) if delays else math.inf
+        p95 = float(np.percentile(delays, 95)) if delays else math.inf
+        entry = {'delta': delta, 'tau': tau, 'median_delay': median, 'p95_delay': p95,
+                 'missed': missed, 'id_alarms': id_alarms}
+        candidates.append(entry)
+        key = (id_alarms > allowed, missed, median, p95, -delta)
+        if best is None or key < best[0]:
+            best = (key, entry)
+    assert best is not None
+    chosen = best[1]
+    return SequentialFit(
+        partition=partition.name, params=CusumParams(window, chosen['delta'], chosen['tau']),
+        id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
+        median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
+        missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates)
