@@ -74,3 +74,20 @@ def tiny_frames(n: int = 96, seed: int = 0, groups: int = 4) -> FrameArray:
                       np.arange(n, dtype=np.int64) * 50_000_000,
                       np.repeat(np.arange(groups, dtype=np.int32), n // groups),
                       tuple(f'g{i}' for i in range(groups)))
+
+
+def bundle_for_frames(frames: list[np.ndarray], *, alert: bool, height: int = 12,
+                      width: int = 16, latent: int = 4) -> Bundle:
+    """A linear-encoder bundle calibrated so that ``frames`` all alert, or all do not."""
+    from vae_ood_monitor.core.preprocess import Preprocessor
+    from vae_ood_monitor.core.scoring import kl_per_dim
+    from vae_ood_monitor.core.session import EncoderSession
+
+    base = make_bundle(height, width, latent, calibrated=False)
+    pre = Preprocessor(base.manifest.input)
+    kl = kl_per_dim(*EncoderSession(base).encode(pre.batch(frames))).sum(axis=1)
+    level = float(kl.min()) / 4 if alert else float(kl.max()) * 4
+    scores = np.linspace(level * 0.5, level, 200)
+    partition = Partition('all', tuple(range(latent)), calibration_scores=scores,
+                          threshold=level)
+    return base.with_manifest(partitions=(partition,))

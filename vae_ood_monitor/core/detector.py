@@ -33,7 +33,11 @@ __all__ = ['AlertLatch', 'Decider', 'PartitionDetector', 'PartitionState']
 
 @dataclass(frozen=True)
 class PartitionState:
-    """One partition's view of one frame."""
+    """One partition's view of one frame.
+
+    ``trigger_level`` is what triggers compare against: the per-frame threshold (score) in
+    threshold mode, tau (CUSUM statistic) in cusum mode.
+    """
 
     name: str
     score: float
@@ -41,6 +45,7 @@ class PartitionState:
     log_martingale: float
     statistic: float
     triggered: bool
+    trigger_level: float = math.inf
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p_value <= 1.0:
@@ -82,10 +87,12 @@ class PartitionDetector:
         if self.cusum is not None:
             statistic = self.cusum.update(log_m).statistic
         if self.mode is DecisionMode.CUSUM:
-            triggered = statistic > self.cusum.tau  # type: ignore[union-attr]
+            level = self.cusum.tau  # type: ignore[union-attr]
+            triggered = statistic > level
         else:
-            triggered = score > self.threshold
-        return PartitionState(self.name, score, p_value, log_m, statistic, triggered)
+            level = self.threshold
+            triggered = score > level
+        return PartitionState(self.name, score, p_value, log_m, statistic, triggered, level)
 
     def reset(self) -> None:
         """Clear the sequential state (martingale window and CUSUM)."""
