@@ -1,0 +1,52 @@
+"""Diagnostics content built from a Monitor."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vae_ood_monitor.core.diagnostics import camera_diagnostics, Level
+from vae_ood_monitor.core.errors import ImageEncodingError
+from vae_ood_monitor.core.monitor import Monitor
+from vood_testing import make_bundle
+
+FRAME = np.full((24, 32, 3), 100, np.uint8)
+
+
+def _values(entry) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return dict(entry.values)
+
+
+def test_running_camera_reports_latency_rates_counts_and_model() -> None:
+    monitor = Monitor(make_bundle())
+    for i in range(5):
+        monitor.process(FRAME, i, camera='front')
+    monitor.record_drop('front', 2)
+    entry = camera_diagnostics(monitor, 'front', input_rate=30.0)
+    values = _values(entry)
+    assert entry.level is Level.OK and 'dropped' in entry.message
+    assert entry.name == 'vae_ood_monitor: front' and entry.hardware_id == 'front'
+    for stage in ('decode', 'preprocess', 'inference', 'scoring', 'total'):
+        for stat in ('p50', 'p99', 'max'):
+            assert float(values[f'latency_{stage}_{stat}_ms']) >= 0.0
+    assert values['frames_processed'] == '5' and values['frames_dropped'] == '2'
+    assert values['input_rate_hz'] == '30.00'
+    assert values['execution_provider'] == 'cpu'
+    assert values['model_sha256'] == monitor.bundle.short_hash
+
+
+def test_levels_for_failures_staleness_and_latency_budget() -> None:
+    monitor = Monitor(make_bundle())
+    bad = np.zeros((4, 4), np.uint8)
+    try:
+        monitor.process(bad, 0, camera='front')
+    except ImageEncodingError:
+        pass
+    entry = camera_diagnostics(monitor, 'front')
+    assert entry.level is Level.ERROR and _values(entry)['failed_ImageEncodingError'] == '1'
+    monitor.process(FRAME, 1, camera='front')
+    assert camera_diagnostics(monitor, 'front').level is Level.WARN
+    assert camera_diagnostics(monitor, 'front', stale=True).level is Level.STALE
+    other = Monitor(make_bundle())
+    other.process(FRAME, 0, camera='c')
+    assert camera_diagnostics(other, 'c', latency_budget_ms=1e-9).level is Level.WARN
+    assert camera_diagnostics(other, 'c', latency_budget_ms=1e9).level is Level.OK

@@ -1,0 +1,89 @@
+"""Diagnostics content (level, message, key/values) built from a Monitor, without ROS.
+
+The ROS node turns :class:`DiagnosticEntry` records into diagnostic_msgs/DiagnosticStatus and
+bag replay writes the same records into its output bag, so both report identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from vae_ood_monitor.core.stats import STAGES
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.core.monitor import Monitor
+
+__all__ = ['DiagnosticEntry', 'Level', 'camera_diagnostics']
+
+
+class Level(IntEnum):
+    """diagnostic_msgs/DiagnosticStatus levels."""
+
+    OK = 0
+    WARN = 1
+    ERROR = 2
+    STALE = 3
+
+
+@dataclass(frozen=True)
+class DiagnosticEntry:
+    """One DiagnosticStatus worth of information."""
+
+    level: Level
+    name: str
+    message: str
+    hardware_id: str
+    values: tuple[tuple[str, str], ...]
+
+
+def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | None = None,
+                       processed_rate: float | None = None, stale: bool = False,
+                       latency_budget_ms: float | None = None,
+                       prefix: str = 'vae_ood_monitor') -> DiagnosticEntry:
+    """Summarise one camera: latency p50/p99/max per stage, rates, counts, provider, model.
+
+    Level: STALE when ``stale`` (no frame within the expected period), ERROR when every frame
+    failed, WARN when some failed, frames were dropped or the p99 total latency exceeds
+    ``latency_budget_ms``; otherwise OK.
+    """
+    counts = monitor.counts(camera)
+    summary = monitor.latency(camera).summary()
+    values: list[tuple[str, str]] = []
+    for stage in STAGES:
+        if stage in summary:
+            s = summary[stage]
+            values += [(f'latency_{stage}_p50_ms', f'{s.p50 / 1e6:.3f}'),
+                       (f'latency_{stage}_p99_ms', f'{s.p99 / 1e6:.3f}'),
+                       (f'latency_{stage}_max_ms', f'{s.peak / 1e6:.3f}')]
+    if input_rate is not None:
+        values.append(('input_rate_hz', f'{input_rate:.2f}'))
+    rate = monitor.processed_rate(camera) if processed_rate is None else processed_rate
+    values += [('processed_rate_hz', f'{rate:.2f}'),
+               ('frames_processed', str(counts.processed)),
+               ('frames_dropped', str(counts.dropped)),
+               ('frames_failed', str(counts.failed_total))]
+    values += [(f'failed_{kind}', str(n)) for kind, n in sorted(counts.failed.items())]
+    last = monitor.last_decision(camera)
+    values += [('alert', str(bool(last and last.alert)).lower()),
+               ('decision_mode', monitor.mode.value),
+               ('execution_provider', monitor.provider),
+               ('model_name', monitor.bundle.name),
+               ('model_sha256', monitor.bundle.short_hash)]
+    p99 = summary['total'].p99 / 1e6 if 'total' in summary else 0.0
+    if stale:
+        level, message = Level.STALE, 'no camera frames'
+    elif counts.failed_total and not counts.processed:
+        level, message = Level.ERROR, f'all {counts.failed_total} frames failed'
+    elif counts.failed_total:
+        level, message = Level.WARN, f'{counts.failed_total} frames failed'
+    elif latency_budget_ms is not None and p99 > latency_budget_ms:
+        level, message = Level.WARN, f'p99 latency {p99:.1f} ms over {latency_budget_ms:g} ms'
+    elif counts.dropped:
+        level, message = Level.OK, f'running, {counts.dropped} stale frames dropped'
+    else:
+        level, message = Level.OK, 'running'
+    if last is not None and last.alert:
+        message += f'; OOD alert ({", ".join(last.fired) or "holding"})'
+    return DiagnosticEntry(level, f'{prefix}: {camera}', message, camera, tuple(values))
