@@ -1,0 +1,54 @@
+"""Start the OOD monitor node (lifecycle node that configures and activates itself).
+
+Example::
+
+    ros2 launch vae_ood_monitor monitor_launch.py model_path:=/path/model.vood \
+        image_topics:='[front/image_raw]'
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+
+def generate_launch_description():
+    """Describe the monitor node and its launch arguments."""
+    default_params = os.path.join(get_package_share_directory('vae_ood_monitor'), 'config',
+                                  'monitor.yaml')
+    arguments = [
+        DeclareLaunchArgument('model_path', description='Path of the .vood model bundle '
+                              '(written by `vae-ood export` and calibrated).'),
+        DeclareLaunchArgument('image_topics', default_value='[camera/image_raw]',
+                              description='YAML list of camera topics; names ending in '
+                              '/compressed are CompressedImage.'),
+        DeclareLaunchArgument('params_file', default_value=default_params,
+                              description='YAML file with the ood_monitor parameters.'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the node and its topics.'),
+        DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
+                              description='Use /clock (bag replay) instead of the wall clock.'),
+        DeclareLaunchArgument('publish_debug_image', default_value='false',
+                              choices=['true', 'false'],
+                              description='Publish ood/<camera>/debug_image for rviz.'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              choices=['debug', 'info', 'warn', 'error', 'fatal'],
+                              description='Logging level of the node.'),
+    ]
+    node = Node(
+        package='vae_ood_monitor', executable='monitor_node', name='ood_monitor',
+        namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
+        parameters=[
+            LaunchConfiguration('params_file'),
+            {'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
+             'image_topics': LaunchConfiguration('image_topics'),
+             'publish_debug_image': LaunchConfiguration('publish_debug_image'),
+             'use_sim_time': LaunchConfiguration('use_sim_time')},
+        ],
+        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
+    )
+    return LaunchDescription(arguments + [node])

@@ -1,0 +1,88 @@
+"""Parameter specs, validation and the shipped YAML files (no ROS needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.gate import GateAction
+from vae_ood_monitor.core.typedefs import DecisionMode
+from vae_ood_monitor.ros.params import (check_value, defaults, gate_node_config, GATE_PARAMS,
+                                        monitor_node_config, MONITOR_PARAMS, ParamSpec)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _yaml(name: str, node: str) -> dict[str, object]:
+    data = yaml.safe_load((ROOT / 'config' / name).read_text())
+    return data[node]['ros__parameters']
+
+
+@pytest.mark.parametrize('name, node, specs', [('monitor.yaml', 'ood_monitor', MONITOR_PARAMS),
+                                               ('gate.yaml', 'ood_gate', GATE_PARAMS)])
+def test_yaml_lists_every_parameter_with_its_default(name: str, node: str,
+                                                     specs: tuple[ParamSpec, ...]) -> None:
+    values = _yaml(name, node)
+    assert set(values) == {s.name for s in specs}
+    for spec in specs:
+        assert check_value(spec, values[spec.name]) is None, spec.name
+        assert values[spec.name] == spec.default, spec.name
+        if spec.kind == 'float':  # rclpy types parameters strictly: floats need a decimal point
+            assert isinstance(values[spec.name], float), spec.name
+
+
+def test_yaml_comments_document_every_key() -> None:
+    for name in ('monitor.yaml', 'gate.yaml'):
+        lines = (ROOT / 'config' / name).read_text().splitlines()
+        for number, line in enumerate(lines):
+            stripped = line.strip()
+            if ':' in stripped and not stripped.startswith('#') and line.startswith('    '):
+                assert lines[number - 1].strip().startswith('#'), f'{name}: {stripped}'
+
+
+def test_defaults_are_valid_and_never_empty_lists() -> None:
+    for spec in MONITOR_PARAMS + GATE_PARAMS:
+        assert check_value(spec, spec.default) is None
+        assert spec.default != []  # rclpy would declare an empty list as a byte array
+        assert spec.description.endswith('.') or spec.description.endswith(')')
+
+
+def test_monitor_config_from_parameters() -> None:
+    config = monitor_node_config({'model_path': '/m.vood', 'image_topics': ['a/image_raw',
+                                                                            'b/compressed'],
+                                  'decision': 'threshold', 'threads': 2, 'clear_frames': 3})
+    assert config.image_topics == ('a/image_raw', 'b/compressed')
+    assert config.monitor.decision is DecisionMode.THRESHOLD
+    assert config.monitor.session.threads == 2
+    assert config.monitor.clear_frames == 3
+    assert monitor_node_config({'model_path': 'm'}).monitor.decision is None  # auto
+
+
+@pytest.mark.parametrize('values, match', [
+    ({}, 'model_path is empty'),
+    ({'model_path': 'm', 'image_topics': []}, 'at least one camera'),
+    ({'model_path': 'm', 'image_topics': ['a', 'a']}, 'each once'),
+    ({'model_path': 'm', 'qos_reliability': 'sometimes'}, 'best_effort, reliable'),
+    ({'model_path': 'm', 'threads': 65}, r'threads 65 is outside \[0, 64\]'),
+    ({'model_path': 'm', 'threads': 1.5}, 'must be an integer'),
+    ({'model_path': 'm', 'providers': ['npu']}, 'choose from: cpu, cuda, tensorrt'),
+    ({'model_path': 'm', 'publish_debug_image': 'yes'}, 'true or false'),
+    ({'model_path': 'm', 'heartbeat_period_s': float('nan')}, 'outside'),
+    ({'model_path': 'm', 'colour': 'red'}, r"Unknown parameter\(s\) \['colour'\]"),
+])
+def test_monitor_config_errors(values: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        monitor_node_config(values)
+
+
+def test_gate_config_from_parameters_and_errors() -> None:
+    config = gate_node_config({'action': 'slowdown', 'slowdown_ratio': 0.5, 'stamped': True})
+    assert config.gate.action is GateAction.SLOWDOWN and config.stamped
+    assert gate_node_config({}).period_s == defaults(GATE_PARAMS)['period_s']
+    with pytest.raises(ConfigError, match='must not exceed monitor_timeout_s'):
+        gate_node_config({'period_s': 0.5, 'monitor_timeout_s': 0.1})
+    with pytest.raises(ConfigError, match="'stop', 'slowdown'|stop, slowdown"):
+        gate_node_config({'action': 'swerve'})

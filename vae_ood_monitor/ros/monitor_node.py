@@ -1,0 +1,352 @@
+"""The OOD monitor node: camera frames in; alerts, scores, KL, diagnostics, debug images out.
+
+A thin rclpy lifecycle adapter over :class:`vae_ood_monitor.core.Monitor`:
+
+* ``__init__`` declares the parameters; ``on_configure`` reads and validates them and creates
+  publishers, subscriptions, timers and the ``~/reset`` service; ``on_activate`` loads and warms
+  up the model and starts the worker; ``on_deactivate`` stops it and releases the model.
+* Camera callbacks only put the newest frame into a per-camera slot (depth-1 sensor QoS); a
+  worker thread processes slots, so a slow model drops stale frames (counted) instead of
+  building up latency.
+* Nothing raised while handling a frame escapes: failures are counted by kind and reported in
+  /diagnostics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import threading
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import Node, State, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, Float32, Float32MultiArray
+from std_srvs.srv import Trigger
+
+from vae_ood_monitor.core.diagnostics import camera_diagnostics, DiagnosticEntry, Level
+from vae_ood_monitor.core.errors import VaeOodError
+from vae_ood_monitor.core.image import to_rgb8
+from vae_ood_monitor.core.monitor import Monitor
+from vae_ood_monitor.core.overlay import render_debug_image
+from vae_ood_monitor.core.stats import RateMeter
+from vae_ood_monitor.core.topics import camera_name, is_compressed_topic, output_topics
+from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float32_msg,
+                                          image_msg, kl_msg, rclpy_kit)
+from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
+                                             stamp_to_ns, validate_on_set)
+from vae_ood_monitor.ros.params import monitor_node_config, MONITOR_PARAMS, MonitorNodeConfig
+
+__all__ = ['MonitorNode', 'main']
+
+NODE_NAME = 'ood_monitor'
+
+
+@dataclass
+class _Camera:
+    """Per-camera node state: the latest-frame slot and what was last published."""
+
+    name: str
+    topic: str
+    pending: Any = None
+    pending_drops: int = 0
+    input_rate: RateMeter = field(default_factory=RateMeter)
+    alert: bool = False
+    score: float = 0.0
+    last_processed_ns: int | None = None
+    dropped_total: int = 0
+    publishers: dict[str, Any] = field(default_factory=dict)
+
+
+class MonitorNode(Node):
+    """Lifecycle node wrapping the core Monitor."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        declare_params(self, MONITOR_PARAMS)
+        self.add_on_set_parameters_callback(validate_on_set(MONITOR_PARAMS))
+        self._kit = rclpy_kit()
+        self._config: MonitorNodeConfig | None = None
+        self._monitor: Monitor | None = None
+        self._cameras: dict[str, _Camera] = {}
+        self._slot_lock = threading.Lock()
+        self._monitor_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._active = False
+        self._activated_ns = 0
+        self._entities: list[Any] = []
+        self._aggregate: dict[str, Any] = {}
+        self._diagnostics_pub: Any = None
+        self._monitor_provider = ''
+        if self.get_parameter('autostart').value:
+            self._autostart()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _autostart(self) -> None:
+        try:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+        except Exception as err:  # invalid transitions raise on Humble/Jazzy
+            self.get_logger().error(f'autostart failed: {err}')
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        """Read and validate parameters; create publishers, subscriptions, timers, service."""
+        try:
+            config = monitor_node_config(read_params(self, MONITOR_PARAMS))
+        except VaeOodError as err:
+            self.get_logger().error(f'configure failed: {err}')
+            return TransitionCallbackReturn.FAILURE
+        self._config = config
+        topics = output_topics()
+        self._aggregate = {'alert': self.create_lifecycle_publisher(Bool, topics.alert, 10),
+                           'score': self.create_lifecycle_publisher(Float32, topics.score, 10)}
+        self._diagnostics_pub = self.create_lifecycle_publisher(DiagnosticArray, '/diagnostics',
+                                                                10)
+        for topic in config.image_topics:
+            self._add_camera(topic, config)
+        self._entities += [
+            self.create_service(Trigger, '~/reset', self._on_reset),
+            self.create_timer(config.heartbeat_period_s, self._on_heartbeat),
+            self.create_timer(config.diagnostics_period_s, self._on_diagnostics),
+        ]
+        self.get_logger().info(f'configured for {len(config.image_topics)} camera(s): '
+                               f'{", ".join(config.image_topics)}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _add_camera(self, topic: str, config: MonitorNodeConfig) -> None:
+        name = camera_name(topic)
+        camera = _Camera(name, topic)
+        out = output_topics(name)
+        camera.publishers = {
+            'alert': self.create_lifecycle_publisher(Bool, out.alert, 10),
+            'score': self.create_lifecycle_publisher(Float32, out.score, 10),
+            'kl': self.create_lifecycle_publisher(Float32MultiArray, out.kl, 10),
+            'debug_image': self.create_lifecycle_publisher(Image, out.debug_image, 1),
+        }
+        reliability = (ReliabilityPolicy.RELIABLE if config.qos_reliability == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=config.qos_depth,
+                         reliability=reliability)  # a fresh profile: overrides mutate it
+        msg_type = CompressedImage if is_compressed_topic(topic) else Image
+        self._entities.append(self.create_subscription(
+            msg_type, topic, lambda msg, c=camera: self._on_frame(c, msg), qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies()))
+        self._cameras[name] = camera
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        """Load and warm up the model, start the worker, enable the publishers."""
+        assert self._config is not None
+        try:
+            monitor = Monitor(self._config.model_path, self._config.monitor)
+        except VaeOodError as err:
+            self.get_logger().error(f'activate failed: {err}')
+            return TransitionCallbackReturn.FAILURE
+        for note in getattr(monitor.encoder, 'notes', []):
+            self.get_logger().warning(note)
+        with self._monitor_lock:
+            self._monitor = monitor
+        self._activated_ns = self.get_clock().now().nanoseconds
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name='ood_monitor_worker',
+                                        daemon=True)
+        self._worker.start()
+        self._active = True
+        self.get_logger().info(
+            f'active: model {monitor.bundle.name!r} ({monitor.bundle.short_hash}), '
+            f'provider {monitor.provider}, decision {monitor.mode.value}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        """Stop the worker and release the model."""
+        self._release()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        """Destroy publishers, subscriptions, timers and the service."""
+        self._release()
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        """Release everything."""
+        self._release()
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self._active = False
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=5.0)
+        self._worker = None
+        with self._monitor_lock:
+            self._monitor = None
+
+    def _destroy_entities(self) -> None:
+        for entity in self._entities:
+            destroy = {'Subscription': self.destroy_subscription, 'Timer': self.destroy_timer,
+                       'Service': self.destroy_service}.get(type(entity).__name__)
+            if destroy is not None:
+                destroy(entity)
+        publishers = [p for c in self._cameras.values() for p in c.publishers.values()]
+        publishers += list(self._aggregate.values())
+        if self._diagnostics_pub is not None:
+            publishers.append(self._diagnostics_pub)
+        for publisher in publishers:
+            self.destroy_lifecycle_publisher(publisher)
+        self._entities, self._cameras, self._aggregate = [], {}, {}
+        self._diagnostics_pub = None
+
+    def close(self) -> None:
+        """Stop the worker thread (called before destroy_node)."""
+        self._release()
+
+    # -- frames ----------------------------------------------------------------------------
+    def _on_frame(self, camera: _Camera, msg: Any) -> None:
+        if not self._active:
+            return
+        with self._slot_lock:
+            if camera.pending is not None:
+                camera.pending_drops += 1
+            camera.pending = msg
+            camera.input_rate.tick(self.get_clock().now().nanoseconds)
+        self._wake.set()
+
+    def _take(self) -> tuple[_Camera, Any, int] | None:
+        with self._slot_lock:
+            for camera in self._cameras.values():
+                if camera.pending is not None:
+                    msg, drops = camera.pending, camera.pending_drops
+                    camera.pending, camera.pending_drops = None, 0
+                    return camera, msg, drops
+        return None
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.2)
+            self._wake.clear()
+            while not self._stop.is_set():
+                item = self._take()
+                if item is None:
+                    break
+                try:
+                    self._process(*item)
+                except Exception as err:  # never let the worker die
+                    self.get_logger().error(f'unexpected error while processing a frame: {err}',
+                                            throttle_duration_sec=5.0)
+
+    def _process(self, camera: _Camera, msg: Any, drops: int) -> None:
+        stamp = stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
+        with self._monitor_lock:
+            monitor = self._monitor
+            if monitor is None:
+                return
+            if drops:
+                monitor.record_drop(camera.name, drops)
+            try:
+                decision = monitor.process(msg, stamp, camera.name)
+            except VaeOodError as err:  # counted by the Monitor
+                self.get_logger().warning(f'{camera.topic}: {err}', throttle_duration_sec=5.0)
+                return
+            except Exception as err:
+                monitor.record_failure(camera.name, err)
+                raise
+            self._monitor_provider = monitor.provider
+            camera.dropped_total = monitor.counts(camera.name).dropped
+        camera.alert, camera.score = decision.alert, decision.score
+        camera.last_processed_ns = self.get_clock().now().nanoseconds
+        pubs = camera.publishers
+        pubs['alert'].publish(bool_msg(self._kit, decision.alert))
+        pubs['score'].publish(float32_msg(self._kit, decision.score))
+        pubs['kl'].publish(kl_msg(self._kit, decision.kl))
+        self._publish_aggregate()
+        assert self._config is not None
+        if self._config.publish_debug_image and pubs['debug_image'].get_subscription_count():
+            total = decision.latency.total / 1e6
+            lines = (f'{camera.name}: {total:.1f} ms/frame, in {camera.input_rate.rate():.1f} Hz',
+                     f'provider {self._monitor_provider}, dropped {camera.dropped_total}')
+            overlay = render_debug_image(to_rgb8(msg), decision, self._config.debug_image_width,
+                                         lines)
+            pubs['debug_image'].publish(image_msg(self._kit, overlay, msg.header))
+
+    # -- timers and services ---------------------------------------------------------------
+    def _stale(self, camera: _Camera, now_ns: int) -> bool:
+        assert self._config is not None
+        since = camera.last_processed_ns or self._activated_ns
+        return now_ns - since > self._config.stale_after_s * 1e9
+
+    def _publish_aggregate(self) -> None:
+        if not self._active or self._config is None:
+            return
+        now = self.get_clock().now().nanoseconds
+        stale = any(self._stale(c, now) for c in self._cameras.values())
+        alert = any(c.alert for c in self._cameras.values()) or (
+            stale and self._config.alert_on_stale)
+        self._aggregate['alert'].publish(bool_msg(self._kit, alert))
+        self._aggregate['score'].publish(float32_msg(
+            self._kit, max((c.score for c in self._cameras.values()), default=0.0)))
+
+    def _on_heartbeat(self) -> None:
+        try:
+            if not self._active or self._config is None:
+                return
+            now = self.get_clock().now().nanoseconds
+            for camera in self._cameras.values():
+                stale = self._stale(camera, now) and self._config.alert_on_stale
+                camera.publishers['alert'].publish(bool_msg(self._kit, camera.alert or stale))
+            self._publish_aggregate()
+        except Exception as err:
+            self.get_logger().error(f'heartbeat failed: {err}', throttle_duration_sec=5.0)
+
+    def _on_diagnostics(self) -> None:
+        try:
+            if not self._active or self._config is None:
+                return
+            now = self.get_clock().now()
+            entries = []
+            with self._monitor_lock:
+                monitor = self._monitor
+                if monitor is None:
+                    return
+                for camera in self._cameras.values():
+                    entries.append(camera_diagnostics(
+                        monitor, camera.name, input_rate=camera.input_rate.rate(),
+                        stale=self._stale(camera, now.nanoseconds),
+                        latency_budget_ms=self._config.latency_budget_ms or None))
+                notes = '; '.join(getattr(monitor.encoder, 'notes', [])) or 'none'
+                entries.append(DiagnosticEntry(
+                    Level.OK, f'{NODE_NAME}: model', monitor.bundle.name, NODE_NAME,
+                    (('model_path', self._config.model_path),
+                     ('model_sha256', monitor.bundle.manifest.model.sha256),
+                     ('execution_provider', monitor.provider),
+                     ('provider_notes', notes), ('decision_mode', monitor.mode.value))))
+            self._diagnostics_pub.publish(diagnostic_array_msg(self._kit, entries, now.to_msg()))
+        except Exception as err:
+            self.get_logger().error(f'diagnostics failed: {err}', throttle_duration_sec=5.0)
+
+    def _on_reset(self, request: Any, response: Any) -> Any:
+        with self._monitor_lock:
+            if self._monitor is None:
+                response.success = False
+                response.message = 'not active: nothing to reset'
+                return response
+            self._monitor.reset()
+        for camera in self._cameras.values():
+            camera.alert = False
+        response.success = True
+        response.message = 'sequential state cleared for all cameras'
+        return response
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``ros2 run vae_ood_monitor monitor_node``."""
+    return run_node(MonitorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

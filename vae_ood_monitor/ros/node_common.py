@@ -1,0 +1,99 @@
+"""rclpy helpers shared by the nodes: declaring parameters from specs, time, spinning."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TYPE_CHECKING
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.executors import ExternalShutdownException
+
+from vae_ood_monitor.ros.params import check_value
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+    from vae_ood_monitor.ros.params import ParamSpec
+
+__all__ = ['declare_params', 'read_params', 'run_node', 'stamp_to_ns', 'validate_on_set']
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    text = spec.description
+    if spec.read_only:
+        text += ' (applied when the node is configured)'
+    if spec.choices:
+        text += f' Choices: {", ".join(spec.choices)}.'
+    descriptor = ParameterDescriptor(description=text)
+    if spec.kind == 'float' and spec.low is not None and spec.high is not None:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+    elif spec.kind == 'int' and spec.low is not None and spec.high is not None:
+        descriptor.integer_range = [IntegerRange(
+            from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    if spec.choices:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    return descriptor
+
+
+def declare_params(node: Node, specs: tuple[ParamSpec, ...]) -> None:
+    """Declare every parameter with its descriptor (ranges, description).
+
+    The type comes from the default, which is never an empty list (rclpy would make that a
+    byte array), and float defaults are floats, so YAML overrides must be written as 1.0.
+    """
+    for spec in specs:
+        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+
+
+def read_params(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """Return the current values of the given parameters (lists as Python lists)."""
+    values = {}
+    for spec in specs:
+        value = node.get_parameter(spec.name).value
+        values[spec.name] = list(value) if spec.kind == 'str_list' else value
+    return values
+
+
+def validate_on_set(specs: tuple[ParamSpec, ...]
+                    ) -> Callable[[list[Any]], SetParametersResult]:
+    """Build an on-set-parameters callback that rejects values the specs do not allow."""
+    known = {s.name: s for s in specs}
+
+    def callback(params: list[Any]) -> SetParametersResult:
+        for param in params:
+            spec = known.get(param.name)
+            if spec is None:
+                continue
+            value = list(param.value) if spec.kind == 'str_list' else param.value
+            reason = check_value(spec, value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    return callback
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Init rclpy, spin the node until shutdown, clean up; return 0 (launch_testing expects it)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = factory()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

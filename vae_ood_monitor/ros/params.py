@@ -1,0 +1,210 @@
+"""ROS parameters of both nodes as plain data, validated by the core's config classes.
+
+Nothing here imports rclpy: the nodes turn :class:`ParamSpec` records into declared parameters
+with descriptors (description, ranges, read-only), and call :func:`monitor_node_config` /
+:func:`gate_node_config` to validate values, so the rules live in one place and are unit-tested
+without ROS. The YAML files in config/ list the same keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import math
+from typing import Any, Mapping
+
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.gate import GateConfig
+from vae_ood_monitor.core.monitor import MonitorConfig
+from vae_ood_monitor.core.session import SessionConfig
+from vae_ood_monitor.core.typedefs import DecisionMode
+
+__all__ = ['GATE_PARAMS', 'MONITOR_PARAMS', 'GateNodeConfig', 'MonitorNodeConfig', 'ParamSpec',
+           'check_value', 'defaults', 'gate_node_config', 'monitor_node_config']
+
+_KINDS = ('str', 'str_list', 'int', 'float', 'bool')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default, type, description and allowed values."""
+
+    name: str
+    default: Any
+    kind: str
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f'kind {self.kind!r} must be one of {_KINDS}')
+
+
+MONITOR_PARAMS = (
+    ParamSpec('model_path', '', 'str', 'Path of the .vood model bundle to load (required).',
+              read_only=True),
+    ParamSpec('image_topics', ['camera/image_raw'], 'str_list',
+              'Camera topics to monitor; topics ending in /compressed carry '
+              'sensor_msgs/CompressedImage.', read_only=True),
+    ParamSpec('qos_reliability', 'best_effort', 'str',
+              'Reliability of the camera subscriptions (best_effort matches most drivers; a '
+              'reliable subscriber receives nothing from a best-effort publisher).',
+              choices=('best_effort', 'reliable'), read_only=True),
+    ParamSpec('qos_depth', 1, 'int', 'Queue depth of the camera subscriptions (1: only the '
+              'newest frame, stale frames are dropped).', 1, 100, read_only=True),
+    ParamSpec('providers', ['cpu'], 'str_list',
+              'ONNX Runtime execution providers in order of preference: cpu, cuda, tensorrt.',
+              read_only=True),
+    ParamSpec('provider_fallback', 'next', 'str', "When a provider is unavailable: 'next' "
+              "moves on (and reports it in diagnostics), 'fail' refuses to activate.",
+              choices=('next', 'fail'), read_only=True),
+    ParamSpec('threads', 1, 'int', 'ONNX Runtime intra-op threads (0: let it decide).', 0, 64,
+              read_only=True),
+    ParamSpec('decision', 'auto', 'str', "Alert rule: 'cusum' (sequential test), 'threshold' "
+              "(per frame) or 'auto' (cusum when the bundle is calibrated for it).",
+              choices=('auto', 'cusum', 'threshold'), read_only=True),
+    ParamSpec('clear_frames', 10, 'int', 'Hysteresis: frames without a trigger before an alert '
+              'clears.', 1, 10_000, read_only=True),
+    ParamSpec('cusum_cap', 2.0, 'float', 'Upper bound of the CUSUM statistic in units of tau '
+              '(bounds the time an alarm takes to clear).', 1.0, 100.0, read_only=True),
+    ParamSpec('publish_debug_image', False, 'bool', 'Publish ood/<camera>/debug_image (frame '
+              'with score bar and alert banner) for rviz.'),
+    ParamSpec('debug_image_width', 320, 'int', 'Width of the debug image in pixels.', 32, 4096),
+    ParamSpec('heartbeat_period_s', 0.1, 'float', 'Period of ood/alert heartbeats (s); the gate '
+              'treats a silent monitor as stale.', 0.01, 10.0, read_only=True),
+    ParamSpec('diagnostics_period_s', 1.0, 'float', 'Period of /diagnostics messages (s).',
+              0.1, 60.0, read_only=True),
+    ParamSpec('stale_after_s', 1.0, 'float', 'A camera without a processed frame for this long '
+              '(s, node clock) is stale.', 0.05, 600.0),
+    ParamSpec('alert_on_stale', True, 'bool', 'Raise the alert while a camera is stale: an '
+              'unwatched camera is not a safe one.'),
+    ParamSpec('latency_budget_ms', 0.0, 'float', 'Warn in diagnostics when p99 total latency '
+              'exceeds this (ms; 0 disables).', 0.0, 10_000.0),
+    ParamSpec('autostart', True, 'bool', 'Configure and activate the lifecycle node at start '
+              '(set false when a lifecycle manager drives the transitions).', read_only=True),
+)
+
+GATE_PARAMS = (
+    ParamSpec('action', 'stop', 'str', "What an OOD alert does: 'stop' or 'slowdown'.",
+              choices=('stop', 'slowdown')),
+    ParamSpec('slowdown_ratio', 0.3, 'float', 'Velocity scale while slowed down.', 0.0, 1.0),
+    ParamSpec('monitor_timeout_s', 0.5, 'float', 'No ood/alert message for this long (s) means '
+              'the monitor is stale: STOP.', 0.01, 60.0),
+    ParamSpec('clear_hold_s', 1.0, 'float', 'The alert must be clear (with fresh messages) this '
+              'long (s) before motion resumes.', 0.0, 600.0),
+    ParamSpec('stop_publish_s', 1.0, 'float', 'After stopping, publish zero velocity this long '
+              '(s), then go quiet.', 0.0, 600.0),
+    ParamSpec('period_s', 0.05, 'float', 'Gate timer period (s): staleness is detected within '
+              'one period.', 0.005, 1.0, read_only=True),
+    ParamSpec('stamped', False, 'bool', 'Use geometry_msgs/TwistStamped (Nav2, twist_mux on '
+              'Jazzy) instead of Twist.', read_only=True),
+)
+
+
+def defaults(specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
+    """Parameter name -> default value."""
+    return {s.name: s.default for s in specs}
+
+
+def check_value(spec: ParamSpec, value: Any) -> str | None:
+    """Return why ``value`` is not allowed for ``spec`` (None when it is)."""
+    kind = spec.kind
+    if kind == 'bool' and not isinstance(value, bool):
+        return f'{spec.name} must be true or false, got {value!r}'
+    if kind == 'str' and not isinstance(value, str):
+        return f'{spec.name} must be a string, got {value!r}'
+    if kind == 'str_list' and not (isinstance(value, (list, tuple))
+                                   and all(isinstance(v, str) for v in value)):
+        return f'{spec.name} must be a list of strings, got {value!r}'
+    if kind in ('int', 'float'):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                kind == 'int' and not isinstance(value, int)):
+            return f'{spec.name} must be {"an integer" if kind == "int" else "a number"}, got ' \
+                   f'{value!r}'
+        if not math.isfinite(value) or (spec.low is not None and value < spec.low) or (
+                spec.high is not None and value > spec.high):
+            return f'{spec.name} {value!r} is outside [{spec.low:g}, {spec.high:g}]'
+    if spec.choices and value not in spec.choices:
+        return f'{spec.name} {value!r} must be one of: {", ".join(spec.choices)}'
+    return None
+
+
+def _checked(specs: tuple[ParamSpec, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+    known = {s.name: s for s in specs}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f'Unknown parameter(s) {unknown!r}; known: {", ".join(known)}.')
+    merged = {**defaults(specs), **values}
+    for spec in specs:
+        reason = check_value(spec, merged[spec.name])
+        if reason:
+            raise ConfigError(reason + '.')
+    return merged
+
+
+@dataclass(frozen=True)
+class MonitorNodeConfig:
+    """Everything the monitor node needs, validated."""
+
+    model_path: str
+    image_topics: tuple[str, ...]
+    qos_reliability: str
+    qos_depth: int
+    monitor: MonitorConfig
+    publish_debug_image: bool
+    debug_image_width: int
+    heartbeat_period_s: float
+    diagnostics_period_s: float
+    stale_after_s: float
+    alert_on_stale: bool
+    latency_budget_ms: float
+    autostart: bool
+
+
+def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
+    """Validate monitor-node parameters (missing ones take their defaults)."""
+    v = _checked(MONITOR_PARAMS, values)
+    if not v['model_path']:
+        raise ConfigError('model_path is empty; set it to the .vood bundle to load (e.g. '
+                          'ros2 launch vae_ood_monitor monitor_launch.py model_path:=/path.vood).')
+    topics = tuple(t for t in v['image_topics'] if t)
+    if not topics or len(set(topics)) != len(topics):
+        raise ConfigError(f'image_topics {v["image_topics"]!r} must list at least one camera '
+                          'topic, each once.')
+    session = SessionConfig(providers=tuple(v['providers']), threads=v['threads'],
+                            fallback=v['provider_fallback'])
+    decision = None if v['decision'] == 'auto' else DecisionMode(v['decision'])
+    monitor = MonitorConfig(decision=decision, session=session, clear_frames=v['clear_frames'],
+                            cusum_cap=v['cusum_cap'])
+    return MonitorNodeConfig(
+        model_path=v['model_path'], image_topics=topics, qos_reliability=v['qos_reliability'],
+        qos_depth=v['qos_depth'], monitor=monitor,
+        publish_debug_image=v['publish_debug_image'], debug_image_width=v['debug_image_width'],
+        heartbeat_period_s=float(v['heartbeat_period_s']),
+        diagnostics_period_s=float(v['diagnostics_period_s']),
+        stale_after_s=float(v['stale_after_s']), alert_on_stale=v['alert_on_stale'],
+        latency_budget_ms=float(v['latency_budget_ms']), autostart=v['autostart'])
+
+
+@dataclass(frozen=True)
+class GateNodeConfig:
+    """Everything the gate node needs, validated."""
+
+    gate: GateConfig
+    period_s: float
+    stamped: bool
+
+
+def gate_node_config(values: Mapping[str, Any]) -> GateNodeConfig:
+    """Validate gate-node parameters (missing ones take their defaults)."""
+    v = _checked(GATE_PARAMS, values)
+    gate = GateConfig(action=v['action'], slowdown_ratio=float(v['slowdown_ratio']),
+                      monitor_timeout_s=float(v['monitor_timeout_s']),
+                      clear_hold_s=float(v['clear_hold_s']),
+                      stop_publish_s=float(v['stop_publish_s']))
+    if v['period_s'] > gate.monitor_timeout_s:
+        raise ConfigError(f'period_s {v["period_s"]!r} must not exceed monitor_timeout_s '
+                          f'{gate.monitor_timeout_s!r}, or staleness is noticed late.')
+    return GateNodeConfig(gate, float(v['period_s']), v['stamped'])
