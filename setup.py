@@ -19,8 +19,10 @@ EVAL = [
     'scikit-learn>=1.3',
     'tqdm>=4.66',
 ]
-# Reading and writing ROS 2 bags without a ROS installation.
-REPLAY = ['rosbags>=0.11,<0.12'] + EVAL
+# Reading and writing ROS 2 bags without a ROS installation. mcap: rosbags refuses an MCAP file
+# without its footer (a recording cut short by a crash or a full disk); replay then recovers the
+# messages up to the damage with the mcap package's streaming reader.
+REPLAY = ['mcap>=1.1', 'rosbags>=0.11,<0.12'] + EVAL
 # Training, distillation, pruning, quantization and ONNX export. torch is pinned through
 # constraints.txt (see README): an unpinned torch pulls multi-GB CUDA builds.
 TRAIN = [

@@ -11,11 +11,12 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from vae_ood_monitor.core.stats import STAGES
+from vae_ood_monitor.core.topics import MONITOR_NODE
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.monitor import Monitor
 
-__all__ = ['DiagnosticEntry', 'Level', 'camera_diagnostics']
+__all__ = ['DiagnosticEntry', 'Level', 'camera_diagnostics', 'model_diagnostics']
 
 
 class Level(IntEnum):
@@ -87,3 +88,14 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
     if last is not None and last.alert:
         message += f'; OOD alert ({", ".join(last.fired) or "holding"})'
     return DiagnosticEntry(level, f'{prefix}: {camera}', message, camera, tuple(values))
+
+
+def model_diagnostics(monitor: Monitor, model_path: str,
+                      node_name: str = MONITOR_NODE) -> DiagnosticEntry:
+    """Summarise the loaded model: path, sha256, execution provider (and fallbacks), mode."""
+    notes = '; '.join(getattr(monitor.encoder, 'notes', [])) or 'none'
+    return DiagnosticEntry(
+        Level.OK, f'{node_name}: model', monitor.bundle.name, node_name,
+        (('model_path', model_path), ('model_sha256', monitor.bundle.manifest.model.sha256),
+         ('execution_provider', monitor.provider), ('provider_notes', notes),
+         ('decision_mode', monitor.mode.value)))

@@ -11,10 +11,13 @@ import re
 
 from vae_ood_monitor.core.errors import ConfigError
 
-__all__ = ['AGGREGATE', 'OutputTopics', 'camera_name', 'is_compressed_topic', 'output_topics']
+__all__ = ['AGGREGATE', 'MONITOR_NODE', 'OutputTopics', 'camera_name', 'is_compressed_topic',
+           'output_topics']
 
 #: Pseudo camera name of the aggregate outputs (OR of all cameras' alerts).
 AGGREGATE = ''
+#: Name of the monitor node (also used in diagnostics written by bag replay).
+MONITOR_NODE = 'ood_monitor'
 _TRAILING = ('/compressed',)
 
 

@@ -26,13 +26,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
-from vae_ood_monitor.core.diagnostics import camera_diagnostics, DiagnosticEntry, Level
+from vae_ood_monitor.core.diagnostics import camera_diagnostics, model_diagnostics
 from vae_ood_monitor.core.errors import VaeOodError
 from vae_ood_monitor.core.image import to_rgb8
 from vae_ood_monitor.core.monitor import Monitor
 from vae_ood_monitor.core.overlay import render_debug_image
 from vae_ood_monitor.core.stats import RateMeter
-from vae_ood_monitor.core.topics import camera_name, is_compressed_topic, output_topics
+from vae_ood_monitor.core.topics import (camera_name, is_compressed_topic, MONITOR_NODE,
+                                         output_topics)
 from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float32_msg,
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
@@ -41,7 +42,7 @@ from vae_ood_monitor.ros.params import monitor_node_config, MONITOR_PARAMS, Moni
 
 __all__ = ['MonitorNode', 'main']
 
-NODE_NAME = 'ood_monitor'
+NODE_NAME = MONITOR_NODE
 
 
 @dataclass
@@ -318,13 +319,7 @@ class MonitorNode(Node):
                         monitor, camera.name, input_rate=camera.input_rate.rate(),
                         stale=self._stale(camera, now.nanoseconds),
                         latency_budget_ms=self._config.latency_budget_ms or None))
-                notes = '; '.join(getattr(monitor.encoder, 'notes', [])) or 'none'
-                entries.append(DiagnosticEntry(
-                    Level.OK, f'{NODE_NAME}: model', monitor.bundle.name, NODE_NAME,
-                    (('model_path', self._config.model_path),
-                     ('model_sha256', monitor.bundle.manifest.model.sha256),
-                     ('execution_provider', monitor.provider),
-                     ('provider_notes', notes), ('decision_mode', monitor.mode.value))))
+                entries.append(model_diagnostics(monitor, self._config.model_path))
             self._diagnostics_pub.publish(diagnostic_array_msg(self._kit, entries, now.to_msg()))
         except Exception as err:
             self.get_logger().error(f'diagnostics failed: {err}', throttle_duration_sec=5.0)

@@ -1,0 +1,640 @@
+"""Open ROS 2 bags (a bag folder, or one .mcap / .db3 file) and iterate their image messages.
+
+rosbags' :class:`~rosbags.highlevel.AnyReader` reads intact bags (sqlite3 and MCAP) with a
+pinned typestore (ROS 2 Humble) for bags without embedded message definitions. A bag that
+rosbags refuses because it is damaged (an MCAP file cut short has no footer; a truncated
+sqlite3 file is "malformed") is recovered record by record: MCAP with the independent ``mcap``
+package's streaming reader, sqlite3 by reading the messages table in insertion order. Either
+way, iteration stops at the first damaged record and :attr:`Bag.stopped` says where.
+
+Every failure to open a bag becomes a one-line :class:`ReplayError` naming the problem and
+the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+import functools
+import io
+import os
+from pathlib import Path
+import re
+import struct
+from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
+
+from vae_ood_monitor.core.errors import ReplayError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from rosbags.typesys.store import Typestore
+
+__all__ = [
+    'Bag',
+    'BagMessage',
+    'COMPRESSED_IMAGE',
+    'IMAGE',
+    'IMAGE_TYPES',
+    'Storage',
+    'StopInfo',
+    'TopicInfo',
+    'header_stamp_ns',
+    'open_bag',
+    'typestore',
+]
+
+IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
+_SQLITE_MAGIC = b'SQLite format 3\x00'
+_KINDS = 'a rosbag2 folder (metadata.yaml + .mcap/.db3 files) or a single .mcap or .db3 file'
+
+
+class Storage(str, Enum):
+    """rosbag2 storage plugins (the spellings of ``ros2 bag record -s``)."""
+
+    MCAP = 'mcap'
+    SQLITE3 = 'sqlite3'
+
+    @property
+    def suffix(self) -> str:
+        """File suffix of this storage."""
+        return '.mcap' if self is Storage.MCAP else '.db3'
+
+
+@functools.cache
+def typestore() -> Typestore:
+    """Return the pinned ROS 2 Humble store of message types (LATEST moves between releases)."""
+    from rosbags.typesys import get_typestore, Stores
+
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic of a bag: name, message type and message count (None when unknown)."""
+
+    name: str
+    msgtype: str
+    count: int | None
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the topic carries sensor_msgs Image or CompressedImage."""
+        return self.msgtype in IMAGE_TYPES
+
+
+@dataclass(frozen=True, eq=False)
+class BagMessage:
+    """One message of a selected topic.
+
+    ``index`` counts the topic's messages read so far (0-based), ``log_ns`` is the bag
+    (receive) timestamp, ``stamp_ns`` and ``frame_id`` come from the message header. ``msg``
+    is the deserialised message (its byte arrays are zero-copy views into ``raw``), or None
+    when the bytes could not be deserialised; then ``error`` says why.
+    """
+
+    topic: str
+    msgtype: str
+    index: int
+    log_ns: int
+    stamp_ns: int
+    frame_id: str
+    msg: Any
+    raw: bytes | memoryview
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
+class StopInfo:
+    """Where iteration stopped on a damaged bag.
+
+    ``index`` is the number of selected messages read before the damage (so the index of the
+    first one lost); ``stamp_ns`` / ``log_ns`` are the header and bag timestamps of the last
+    good message (None when there was none).
+    """
+
+    index: int
+    stamp_ns: int | None
+    log_ns: int | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {'index': self.index, 'stamp_ns': self.stamp_ns, 'log_ns': self.log_ns,
+                'reason': self.reason}
+
+
+def header_stamp_ns(msg: Any) -> int:
+    """Return ``msg.header.stamp`` in nanoseconds (0 for a message without a header)."""
+    header = getattr(msg, 'header', None)
+    if header is None:
+        return 0
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+RawIterator = Iterator[tuple[str, str, int, Any]]
+
+
+class _Backend:
+    """What a bag reader provides: topics, start time, raw messages, deserialisation."""
+
+    topics: dict[str, TopicInfo]
+    start_ns: int | None
+    end_ns: int | None
+
+    def raw_messages(self, topics: Sequence[str], start: int | None,
+                     stop: int | None) -> RawIterator:
+        """Yield (topic, msgtype, log_ns, raw) in bag order; raise on damage."""
+        raise NotImplementedError
+
+    def deserialize(self, raw: Any, msgtype: str) -> Any:
+        """Turn CDR bytes into a message object."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release files."""
+
+
+class _RosbagsBackend(_Backend):
+    """An intact bag read with rosbags' AnyReader."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.topics = {}
+        for name, info in reader.topics.items():
+            self.topics[name] = TopicInfo(name, info.msgtype or '?', info.msgcount)
+        count = reader.message_count
+        self.start_ns = reader.start_time if count else None
+        self.end_ns = reader.end_time if count else None
+        self._deserialize = reader.typestore.deserialize_cdr
+
+    def raw_messages(self, topics: Sequence[str], start: int | None,
+                     stop: int | None) -> RawIterator:
+        wanted = set(topics)
+        connections = [c for c in self.reader.connections if c.topic in wanted]
+        if not connections:
+            return
+        for connection, log_ns, raw in self.reader.messages(connections, start, stop):
+            yield connection.topic, connection.msgtype, log_ns, raw
+
+    def deserialize(self, raw: Any, msgtype: str) -> Any:
+        return self._deserialize(raw, msgtype)
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+def _recovered_typestore(definitions: Sequence[tuple[str, str, str]]) -> Typestore:
+    """Build types from (msgtype, encoding, text) definitions found in the file, else Humble."""
+    from rosbags.typesys import get_types_from_idl, get_types_from_msg, get_typestore, Stores
+
+    types: dict[str, Any] = {}
+    try:
+        for msgtype, encoding, text in definitions:
+            if encoding == 'ros2msg':
+                types.update(get_types_from_msg(text, msgtype))
+            elif encoding == 'ros2idl':
+                sep = '=' * 80 + '\n'
+                parts = text.split(sep)[1:] if text.startswith(f'{sep}IDL: ') else [text]
+                for part in parts:
+                    types.update(get_types_from_idl(part.split('\n', 1)[1]
+                                                    if part.startswith('IDL: ') else part))
+    except Exception:  # noqa: B902 - unparsable embedded definitions: fall back to Humble
+        types = {}
+    if not types:
+        return typestore()
+    store = get_typestore(Stores.EMPTY)
+    store.register(types)
+    return store
+
+
+class _McapRecovery(_Backend):
+    """MCAP files read record by record with the ``mcap`` package (no footer needed).
+
+    A first pass collects channels, message counts and the time range up to the damage.
+    """
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        from mcap.records import Message, Schema
+
+        self.files = list(files)
+        self.channels: dict[int, tuple[str, str]] = {}
+        self._schemas: dict[int, str] = {}
+        counts: dict[str, int] = {}
+        definitions: list[tuple[str, str, str]] = []
+        self.start_ns = self.end_ns = None
+        record: Any
+        try:
+            for record in self._records():
+                if isinstance(record, Message):
+                    topic = self.channels.get(record.channel_id, ('?', '?'))[0]
+                    counts[topic] = counts.get(topic, 0) + 1
+                    if self.start_ns is None or record.log_time < self.start_ns:
+                        self.start_ns = record.log_time
+                    if self.end_ns is None or record.log_time >= self.end_ns:
+                        self.end_ns = record.log_time + 1
+                elif isinstance(record, Schema) and record.encoding in ('ros2msg', 'ros2idl'):
+                    definitions.append((record.name, record.encoding,
+                                        record.data.decode('utf-8', 'replace')))
+        except Exception:  # noqa: B902 - the damage; iteration stops there again, and says so
+            pass
+        self.topics = {topic: TopicInfo(topic, msgtype, counts.get(topic, 0))
+                       for topic, msgtype in self.channels.values()}
+        self.store = _recovered_typestore(definitions)
+
+    def _note(self, record: Any) -> Any:
+        """Track schema names and channel topics as they stream past."""
+        from mcap.records import Channel, Schema
+
+        if isinstance(record, Schema):
+            self._schemas[record.id] = record.name
+        elif isinstance(record, Channel):
+            self.channels[record.id] = (record.topic, self._schemas.get(record.schema_id, '?'))
+        return record
+
+    def _records(self) -> Iterator[Any]:
+        from mcap.stream_reader import StreamReader
+
+        for path in self.files:
+            with open(path, 'rb') as stream:
+                offset = len(_MCAP_MAGIC)  # end of the last complete top-level record
+                try:
+                    for record in StreamReader(stream, record_size_limit=2**31).records:
+                        offset = stream.tell()
+                        yield self._note(record)
+                except Exception:
+                    # The damaged record is usually the last chunk, cut short: keep the
+                    # complete messages at its start, then report the damage.
+                    for record in _partial_chunk(path, offset):
+                        yield self._note(record)
+                    raise
+
+    def raw_messages(self, topics: Sequence[str], start: int | None,
+                     stop: int | None) -> RawIterator:
+        from mcap.records import Message
+
+        wanted = set(topics)
+        record: Any
+        for record in self._records():
+            if not isinstance(record, Message):
+                continue
+            topic, msgtype = self.channels.get(record.channel_id, ('?', '?'))
+            if topic not in wanted:
+                continue
+            if (start is not None and record.log_time < start) or (
+                    stop is not None and record.log_time >= stop):
+                continue
+            yield topic, msgtype, record.log_time, record.data
+
+    def deserialize(self, raw: Any, msgtype: str) -> Any:
+        return self.store.deserialize_cdr(raw, msgtype)
+
+
+def _partial_chunk(path: Path, offset: int) -> Iterator[Any]:
+    """Yield the complete records at the start of a chunk that was cut short at ``offset``.
+
+    Handles uncompressed, zstd (streaming decompression of the available prefix) and lz4
+    chunks; anything else yields nothing.
+    """
+    from mcap.data_stream import ReadDataStream
+    from mcap.opcode import Opcode
+    from mcap.records import Channel, Message, Schema
+
+    with open(path, 'rb') as stream:
+        stream.seek(offset)
+        head = stream.read(9)
+        body = stream.read()
+    if len(head) < 9 or head[0] != Opcode.CHUNK or len(body) < 32:
+        return
+    # message_start_time, message_end_time, uncompressed_size (u64), uncompressed_crc (u32),
+    # compression (u32 length + text), records length (u64), records
+    (name_length,) = struct.unpack_from('<I', body, 28)
+    compression = body[32:32 + name_length].decode('utf-8', 'replace')
+    data = body[32 + name_length + 8:]
+    try:
+        if compression == 'zstd':
+            import zstandard
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        elif compression == 'lz4':
+            import lz4.frame
+            data = lz4.frame.LZ4FrameDecompressor().decompress(data)
+        elif compression:
+            return
+    except Exception:  # noqa: B902 - nothing usable in this chunk
+        return
+    reader = ReadDataStream(io.BytesIO(data))
+    parsers: dict[int, Callable[[Any], Any]] = {Opcode.CHANNEL: Channel.read,
+                                                Opcode.SCHEMA: Schema.read}
+    while len(data) - reader.count >= 9:
+        opcode, length = reader.read1(), reader.read8()
+        start = reader.count
+        if len(data) - start < length:
+            return  # the first incomplete record
+        if opcode == Opcode.MESSAGE:
+            yield Message.read(reader, length)
+        elif opcode in parsers:
+            yield parsers[opcode](reader)
+        reader.read(length - (reader.count - start))
+
+
+class _SqliteRecovery(_Backend):
+    """sqlite3 files whose pages are damaged: the messages table read in insertion order."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        import apsw
+
+        self.files = list(files)
+        self.connections: list[Any] = []
+        self.topic_ids: list[dict[int, tuple[str, str]]] = []
+        definitions: list[tuple[str, str, str]] = []
+        self.start_ns = self.end_ns = None
+        topics: dict[str, str] = {}
+        for path in self.files:
+            # writable_schema lets SQLite open a file shorter than its header says (it would
+            # call that "malformed"); the connection stays read-only and immutable.
+            db = apsw.Connection(f'file:{path}?immutable=1',
+                                 flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+            db.execute('PRAGMA writable_schema=ON')
+            self.connections.append(db)
+            ids = {int(row[0]): (str(row[1]), str(row[2])) for row in
+                   db.execute('SELECT id, name, type FROM topics ORDER BY id')}
+            self.topic_ids.append(ids)
+            topics.update(ids.values())
+            try:
+                definitions += [(str(a), str(b), str(c)) for a, b, c in db.execute(
+                    'SELECT topic_type, encoding, encoded_message_definition '
+                    'FROM message_definitions ORDER BY id')]
+            except apsw.Error:
+                pass  # schema < 4 (Humble) has no message_definitions table
+            if self.start_ns is None:
+                row = next(iter(db.execute('SELECT timestamp FROM messages ORDER BY id '
+                                           'LIMIT 1')), None)
+                self.start_ns = None if row is None else int(row[0])
+        self.topics = {name: TopicInfo(name, msgtype, None) for name, msgtype in topics.items()}
+        self.store = _recovered_typestore(definitions)
+
+    def raw_messages(self, topics: Sequence[str], start: int | None,
+                     stop: int | None) -> RawIterator:
+        wanted = set(topics)
+        for db, ids in zip(self.connections, self.topic_ids):
+            for topic_id, log_ns, raw in db.execute(
+                    'SELECT topic_id, timestamp, data FROM messages ORDER BY id'):
+                topic, msgtype = ids.get(int(topic_id), ('?', '?'))
+                if topic not in wanted:
+                    continue
+                if (start is not None and log_ns < start) or (
+                        stop is not None and log_ns >= stop):
+                    continue
+                yield topic, msgtype, int(log_ns), raw
+
+    def deserialize(self, raw: Any, msgtype: str) -> Any:
+        return self.store.deserialize_cdr(raw, msgtype)
+
+    def close(self) -> None:
+        for db in self.connections:
+            db.close()
+
+
+class Bag:
+    """An open bag: its topics, start time and image messages (use :func:`open_bag`)."""
+
+    def __init__(self, path: Path, storage: Storage, backend: _Backend,
+                 recovered: str | None = None, notes: Sequence[str] = ()) -> None:
+        self.path = path
+        self.storage = storage
+        self._backend = backend
+        #: Why the bag was read by the recovery reader (None for an intact bag).
+        self.recovered = recovered
+        #: Remarks on how the bag was opened.
+        self.notes = list(notes)
+        #: Where the last :meth:`messages` iteration stopped on damage (None: it did not).
+        self.stopped: StopInfo | None = None
+
+    @property
+    def topics(self) -> dict[str, TopicInfo]:
+        """Topic name -> info, sorted by name."""
+        return dict(sorted(self._backend.topics.items()))
+
+    @property
+    def start_ns(self) -> int | None:
+        """Bag timestamp of the earliest message (None for an empty bag)."""
+        return self._backend.start_ns
+
+    @property
+    def image_topics(self) -> list[str]:
+        """Names of the topics that carry Image or CompressedImage messages."""
+        return [name for name, info in self.topics.items() if info.is_image]
+
+    def _image_list(self) -> str:
+        names = self.image_topics
+        return ', '.join(names) if names else 'none (the bag has no sensor_msgs/msg/Image or ' \
+            'CompressedImage topic)'
+
+    def select(self, requested: Sequence[str] = ()) -> list[TopicInfo]:
+        """Validate the requested image topics; with none, pick the bag's only image topic.
+
+        Raises:
+            ReplayError: a topic is not in the bag or not an image type, or none was requested
+                and the bag has no image topic or several.
+        """
+        topics = self.topics
+        if not requested:
+            images = self.image_topics
+            if len(images) != 1:
+                what = 'no image topic' if not images else f'{len(images)} image topics'
+                raise ReplayError(
+                    f"Bag '{self.path}' has {what}"
+                    + (f' ({", ".join(images)}); choose with --topic.' if images else
+                       f'; its topics are: {", ".join(topics) or "none"}.'))
+            requested = images
+        chosen: list[TopicInfo] = []
+        for name in requested:
+            info = topics.get(name) or topics.get('/' + name.lstrip('/'))
+            if info is None:
+                raise ReplayError(f'Topic {name!r} is not in bag {str(self.path)!r}; its '
+                                  f'image topics are: {self._image_list()}.')
+            if not info.is_image:
+                raise ReplayError(
+                    f'Topic {info.name!r} has type {info.msgtype!r}, not {IMAGE} or '
+                    f'{COMPRESSED_IMAGE}; pick an image topic: {self._image_list()}.')
+            if info not in chosen:
+                chosen.append(info)
+        return chosen
+
+    def window(self, start_s: float | None = None,
+               end_s: float | None = None) -> tuple[int | None, int | None]:
+        """Turn seconds from the bag start into absolute bag timestamps (start, stop)."""
+        for name, value in (('--start', start_s), ('--end', end_s)):
+            if value is not None and not value >= 0:
+                raise ReplayError(f'{name} {value!r} must be >= 0 seconds from the bag start.')
+        if start_s is not None and end_s is not None and end_s <= start_s:
+            raise ReplayError(f'--end {end_s!r} must be after --start {start_s!r} (seconds '
+                              'from the bag start).')
+        base = self.start_ns or 0
+        start = None if start_s is None else base + round(start_s * 1e9)
+        stop = None if end_s is None else base + round(end_s * 1e9)
+        return start, stop
+
+    def messages(self, topics: Sequence[str], start: int | None = None,
+                 stop: int | None = None) -> Iterator[BagMessage]:
+        """Yield the messages of ``topics`` with bag timestamps in [start, stop).
+
+        Damage stops the iteration quietly and sets :attr:`stopped`; a message whose bytes
+        cannot be deserialised is yielded with ``msg=None`` and ``error`` set.
+        """
+        self.stopped = None
+        counts: dict[str, int] = {}
+        read = 0
+        last: BagMessage | None = None
+        raw_iter = self._backend.raw_messages(topics, start, stop)
+        deserialize = self._backend.deserialize
+        while True:
+            try:
+                topic, msgtype, log_ns, raw = next(raw_iter)
+            except StopIteration:
+                return
+            except Exception as err:  # noqa: B902 - any reader failure here is damage
+                self.stopped = StopInfo(read, last.stamp_ns if last else None,
+                                        last.log_ns if last else None, _reason(err))
+                return
+            index = counts.get(topic, 0)
+            counts[topic] = index + 1
+            try:
+                # A memoryview keeps rosbags' deserialisation zero-copy: slicing bytes would
+                # copy the whole image once more.
+                msg = deserialize(memoryview(raw), msgtype)
+            except Exception as err:  # noqa: B902 - counted as a failed frame by the caller
+                message = BagMessage(topic, msgtype, index, int(log_ns), 0, '', None, raw, err)
+            else:
+                header = getattr(msg, 'header', None)
+                message = BagMessage(topic, msgtype, index, int(log_ns), header_stamp_ns(msg),
+                                     getattr(header, 'frame_id', ''), msg, raw)
+            read += 1
+            last = message
+            yield message
+
+    def close(self) -> None:
+        """Close the underlying files."""
+        self._backend.close()
+
+    def __enter__(self) -> Bag:
+        """Return the open bag."""
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """Close the bag."""
+        self.close()
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ''
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r'(\d+)', path.name)]
+
+
+def _storage_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted((p for p in path.iterdir() if p.suffix in ('.mcap', '.db3') and p.is_file()),
+                  key=_natural)
+
+
+def _storage_of(files: Sequence[Path]) -> Storage:
+    return Storage.MCAP if files and files[0].suffix == '.mcap' else Storage.SQLITE3
+
+
+def _magic(path: Path, size: int) -> bytes:
+    try:
+        with open(path, 'rb') as stream:
+            return stream.read(size)
+    except OSError:
+        return b''
+
+
+def open_bag(path: str | os.PathLike[str]) -> Bag:
+    """Open a bag folder or a single .mcap / .db3 file; recover a damaged one if possible.
+
+    A folder without metadata.yaml (a recording that was killed before rosbag2 wrote it) is
+    read from its single storage file.
+
+    Raises:
+        ReplayError: the path does not exist, is not a bag, or is damaged before its first
+            message.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ReplayError(f"Bag '{path}' does not exist; check the path (expected {_KINDS}).")
+    target = path
+    notes: list[str] = []
+    if path.is_dir():
+        files = _storage_files(path)
+        if not (path / 'metadata.yaml').is_file():
+            if not files:
+                raise ReplayError(
+                    f"Folder '{path}' is not a ROS 2 bag: it has neither metadata.yaml nor "
+                    '.mcap/.db3 storage files; point at the folder `ros2 bag record` created.')
+            if len(files) > 1:
+                raise ReplayError(
+                    f"Bag folder '{path}' has no metadata.yaml and {len(files)} storage files; "
+                    'rebuild it with `ros2 bag reindex` or pass one storage file.')
+            target = files[0]
+            notes.append(f'{path} has no metadata.yaml; read {files[0].name} directly')
+    elif path.suffix not in ('.mcap', '.db3'):
+        raise ReplayError(f"'{path}' is not a ROS 2 bag: expected {_KINDS}.")
+    else:
+        files = [path]
+    try:
+        from rosbags.highlevel import AnyReader
+    except ImportError as err:  # pragma: no cover - rosbags is in the replay extra
+        raise ImportError("Bag replay needs rosbags: pip install 'vae_ood_monitor[replay]'") \
+            from err
+    recovered = None
+    try:
+        reader = AnyReader([target], default_typestore=typestore())
+        reader.open()
+        backend: _Backend = _RosbagsBackend(reader)
+    except PermissionError as err:
+        raise ReplayError(f"Cannot read bag '{path}': {err}; check its permissions.") from err
+    except Exception as err:  # noqa: B902 - rosbags raises many types (see module docstring)
+        backend = _recover(path, files, err)
+        recovered = f'rosbags could not open it ({_reason(err)}); read it record by record'
+    return Bag(path, _storage_of(files), backend, recovered, notes)
+
+
+def _recover(path: Path, files: Sequence[Path], err: Exception) -> _Backend:
+    """Open a bag rosbags refused with a record-by-record reader, or explain why not."""
+    why = _reason(err)
+    if not files:
+        raise ReplayError(f"Bag '{path}' cannot be read ({why}); its folder has no .mcap/.db3 "
+                          'storage files.') from err
+    storage = _storage_of(files)
+    if any(f.suffix != storage.suffix for f in files):
+        raise ReplayError(f"Bag '{path}' mixes .mcap and .db3 files and cannot be read "
+                          f'({why}).') from err
+    magic = _MCAP_MAGIC if storage is Storage.MCAP else _SQLITE_MAGIC
+    bad = [f for f in files if _magic(f, len(magic)) != magic]
+    if bad:
+        kind = 'an MCAP file' if storage is Storage.MCAP else 'a SQLite database'
+        empty = bad[0].stat().st_size == 0
+        raise ReplayError(f"'{bad[0]}' is {'empty' if empty else f'not {kind}'} ({why}); "
+                          f'expected {_KINDS}.') from err
+    factory: Callable[[Sequence[Path]], _Backend] = (
+        _McapRecovery if storage is Storage.MCAP else _SqliteRecovery)
+    try:
+        backend = factory(files)
+    except Exception as inner:  # noqa: B902 - still unreadable
+        raise ReplayError(f"Bag '{path}' is truncated or corrupt ({why}; {_reason(inner)}) "
+                          'and nothing could be recovered; re-copy or re-record it.') from err
+    if backend.start_ns is None:
+        backend.close()
+        raise ReplayError(f"Bag '{path}' is truncated or corrupt before its first message "
+                          f'({why}); re-copy or re-record it.') from err
+    return backend
