@@ -191,3 +191,17 @@ def test_non_finite_scores_are_treated_as_out_of_distribution() -> None:
     detector = PartitionDetector(partition(), DecisionMode.THRESHOLD)
     state = detector.update(kl(math.nan, 1.0))
     assert state.triggered and state.p_value == pytest.approx(1 / (len(CAL) + 1))
+
+
+def test_lower_and_two_sided_tails_trigger_below_the_low_threshold() -> None:
+    lower = Partition('low', (0, 2), calibration_scores=CAL, threshold_low=1.5, tail='lower')
+    two = Partition('two', (0, 2), calibration_scores=CAL, threshold=3.5, threshold_low=1.5,
+                    tail='two_sided')
+    for part in (lower, two):
+        detector = PartitionDetector(part, DecisionMode.THRESHOLD)
+        state = detector.update(kl(0.5, 0.5))  # score 1.0 < 1.5
+        assert state.triggered and state.evidence == pytest.approx(1.5)
+        assert state.p_value == pytest.approx(0.8 if part is two else 0.4)  # cal <= 1: {1}
+        assert not detector.update(kl(1.0, 1.0)).triggered  # score 2.0
+    assert PartitionDetector(two, DecisionMode.THRESHOLD).update(kl(2.0, 2.0)).triggered
+    assert not PartitionDetector(lower, DecisionMode.THRESHOLD).update(kl(2.0, 2.0)).triggered

@@ -244,3 +244,35 @@ def test_from_dict_defaults(data: dict[str, Any]) -> None:
     m = Manifest.from_dict(data)
     assert m.target_far == 0.01 and m.partitions == () and m.created == ''
     assert m.input == InputSpec(12, 16)
+
+
+@pytest.mark.parametrize('tail, threshold, threshold_low, calibrated', [
+    ('upper', 5.0, None, True), ('upper', None, 2.0, False),
+    ('lower', None, 2.0, True), ('lower', 5.0, None, False),
+    ('two_sided', 5.0, 2.0, True), ('two_sided', 5.0, None, False),
+])
+def test_partition_tails_need_their_thresholds(tail: str, threshold: float | None,
+                                               threshold_low: float | None,
+                                               calibrated: bool) -> None:
+    part = Partition('p', (0,), calibration_scores=[1.0, 2.0], threshold=threshold,
+                     threshold_low=threshold_low, tail=tail)
+    assert part.calibrated is calibrated
+
+
+def test_partition_evidence_per_tail_scalar_and_vector_agree() -> None:
+    scores = np.array([0.0, 1.0, 2.0, 4.0, 10.0])
+    expected = {
+        'upper': [0.0, 0.2, 0.4, 0.8, 2.0],
+        'lower': [math.inf, 2.0, 1.0, 0.5, 0.2],
+        'two_sided': [math.inf, 2.0, 1.0, 0.8, 2.0],
+    }
+    for tail, values in expected.items():
+        part = Partition('p', (0,), calibration_scores=[1.0], threshold=5.0, threshold_low=2.0,
+                         tail=tail)
+        np.testing.assert_allclose(part.evidence(scores), values)
+        assert [part.evidence_of(float(s)) for s in scores] == pytest.approx(values)
+    round_trip = Partition.from_dict(Partition('p', (0,), calibration_scores=[1.0],
+                                               threshold_low=2.0, tail='lower').to_dict())
+    assert round_trip.tail.value == 'lower' and round_trip.threshold_low == 2.0
+    with pytest.raises(ConfigError, match="tail 'sideways'"):
+        Partition('p', (0,), tail='sideways')

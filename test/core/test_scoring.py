@@ -119,3 +119,23 @@ def test_p_value_in_unit_interval(calibration: list[float], score: float) -> Non
     k = sum(c >= score for c in calibration)
     assert p == (k + 1) / (cal.size + 1)
     assert conformal_p_values(cal, [score])[0] == p
+
+
+@pytest.mark.parametrize('score, upper, lower, two', [
+    (2.0, 4 / 5, 3 / 5, 1.0),     # cal 1, 2, 3, 4: >= 2 -> 3; <= 2 -> 2
+    (0.5, 5 / 5, 1 / 5, 2 / 5),
+    (9.0, 1 / 5, 5 / 5, 2 / 5),
+])
+def test_conformal_p_value_tails(score: float, upper: float, lower: float, two: float) -> None:
+    cal = np.array([1.0, 2.0, 3.0, 4.0])
+    assert conformal_p_value(cal, score, 'upper') == pytest.approx(upper)
+    assert conformal_p_value(cal, score, 'lower') == pytest.approx(lower)
+    assert conformal_p_value(cal, score, 'two_sided') == pytest.approx(two)
+    for tail in ('upper', 'lower', 'two_sided'):
+        vector = conformal_p_values(cal, np.array([score]), tail)[0]
+        assert vector == pytest.approx(conformal_p_value(cal, score, tail))
+
+
+def test_conformal_p_value_rejects_unknown_tail() -> None:
+    with pytest.raises(ValueError, match='tail'):
+        conformal_p_value(np.array([1.0]), 0.5, 'sideways')

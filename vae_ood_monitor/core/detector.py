@@ -35,8 +35,9 @@ __all__ = ['AlertLatch', 'Decider', 'PartitionDetector', 'PartitionState']
 class PartitionState:
     """One partition's view of one frame.
 
-    ``trigger_level`` is what triggers compare against: the per-frame threshold (score) in
-    threshold mode, tau (CUSUM statistic) in cusum mode.
+    ``evidence`` is what triggers: above 1.0 the partition fires. In threshold mode it is the
+    score against its per-frame threshold(s) (see :meth:`Partition.evidence`), in cusum mode
+    the CUSUM statistic divided by tau.
     """
 
     name: str
@@ -45,7 +46,7 @@ class PartitionState:
     log_martingale: float
     statistic: float
     triggered: bool
-    trigger_level: float = math.inf
+    evidence: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.p_value <= 1.0:
@@ -70,7 +71,8 @@ class PartitionDetector:
         self.mode = mode
         self.dims = np.asarray(partition.dims, dtype=np.intp)
         self.calibration = partition.calibration_scores
-        self.threshold = float(partition.threshold)  # type: ignore[arg-type]
+        self.partition = partition
+        self.tail = partition.tail
         params = partition.cusum
         self.martingale = PowerMartingale(params.window if params else 20)
         self.cusum = (Cusum(params.delta, params.tau, cap=cusum_cap * params.tau)
@@ -79,20 +81,22 @@ class PartitionDetector:
     def update(self, kl: NDArray[np.float64]) -> PartitionState:
         """Consume one frame's per-dim KL (shape (D,)) and return the partition's state."""
         score = float(kl[self.dims].sum())
-        if not math.isfinite(score):  # a NaN/inf encoder output is as far from normal as it gets
+        finite = math.isfinite(score)
+        if finite:
+            p_value = conformal_p_value(self.calibration, score, self.tail)
+        else:  # a NaN/inf encoder output is as far from normal as it gets, whatever the tail
             score = math.inf
-        p_value = conformal_p_value(self.calibration, score)
+            p_value = 1.0 / (self.calibration.size + 1)
         log_m = self.martingale.update(p_value)
         statistic = 0.0
         if self.cusum is not None:
             statistic = self.cusum.update(log_m).statistic
         if self.mode is DecisionMode.CUSUM:
-            level = self.cusum.tau  # type: ignore[union-attr]
-            triggered = statistic > level
+            evidence = statistic / self.cusum.tau  # type: ignore[union-attr]
         else:
-            level = self.threshold
-            triggered = score > level
-        return PartitionState(self.name, score, p_value, log_m, statistic, triggered, level)
+            evidence = self.partition.evidence_of(score) if finite else math.inf
+        return PartitionState(self.name, score, p_value, log_m, statistic, evidence > 1.0,
+                              evidence)
 
     def reset(self) -> None:
         """Clear the sequential state (martingale window and CUSUM)."""

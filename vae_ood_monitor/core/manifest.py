@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TypeVar
+import math
+from typing import Any, TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.preprocess import InputSpec
-from vae_ood_monitor.core.typedefs import DimSelection, Precision
+from vae_ood_monitor.core.typedefs import DimSelection, Precision, Tail
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = ['SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
 
@@ -59,7 +63,9 @@ class Partition:
     """A group of latent dimensions whose summed KL is tested for one kind of shift.
 
     ``calibration_scores`` are in-distribution scores of held-out frames, sorted ascending, so a
-    conformal p-value is one binary search.
+    conformal p-value is one binary search. ``tail`` says which deviation is out of
+    distribution; the per-frame rule triggers above ``threshold`` (upper, two-sided) and below
+    ``threshold_low`` (lower, two-sided).
     """
 
     name: str
@@ -68,6 +74,8 @@ class Partition:
     calibration_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     threshold: float | None = None
     cusum: CusumParams | None = None
+    tail: Tail = Tail.UPPER
+    threshold_low: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -86,14 +94,45 @@ class Partition:
             raise ConfigError(f'Partition {self.name!r}: calibration scores must be finite.')
         scores.setflags(write=False)
         object.__setattr__(self, 'calibration_scores', scores)
-        if self.threshold is not None and not np.isfinite(self.threshold):
-            raise ConfigError(f'Partition {self.name!r}: threshold {self.threshold!r} is not '
-                              'finite.')
+        object.__setattr__(self, 'tail', _choice(Tail, self.tail, 'tail'))
+        for name in ('threshold', 'threshold_low'):
+            value = getattr(self, name)
+            if value is not None and not np.isfinite(value):
+                raise ConfigError(f'Partition {self.name!r}: {name} {value!r} is not finite.')
 
     @property
     def calibrated(self) -> bool:
-        """Whether calibration scores and a per-frame threshold are present."""
-        return self.calibration_scores.size > 0 and self.threshold is not None
+        """Whether calibration scores and the thresholds its tail needs are present."""
+        needs_upper = self.tail is not Tail.LOWER
+        needs_lower = self.tail is not Tail.UPPER
+        return (self.calibration_scores.size > 0
+                and (self.threshold is not None or not needs_upper)
+                and (self.threshold_low is not None or not needs_lower))
+
+    def evidence_of(self, score: float) -> float:
+        """Scalar :meth:`evidence` for the per-frame hot path."""
+        result = 0.0
+        if self.tail is not Tail.LOWER:
+            result = score / self.threshold  # type: ignore[operator]
+        if self.tail is not Tail.UPPER:
+            low = self.threshold_low / score if score > 0 else math.inf  # type: ignore[operator]
+            result = max(result, low)
+        return math.inf if math.isnan(result) else result
+
+    def evidence(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per-frame evidence against the thresholds: > 1 triggers the per-frame rule.
+
+        upper: score / threshold; lower: threshold_low / score; two-sided: the larger.
+        """
+        scores = np.asarray(scores, np.float64)
+        result = np.zeros(scores.shape)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            if self.tail is not Tail.LOWER:
+                result = np.maximum(result, scores / self.threshold)
+            if self.tail is not Tail.UPPER:
+                low = np.where(scores > 0, self.threshold_low / scores, np.inf)
+                result = np.maximum(result, low)
+        return np.where(np.isnan(result), np.inf, result)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""
@@ -101,7 +140,9 @@ class Partition:
             'name': self.name,
             'dims': list(self.dims),
             'selection': self.selection.value,
+            'tail': self.tail.value,
             'threshold': None if self.threshold is None else float(self.threshold),
+            'threshold_low': None if self.threshold_low is None else float(self.threshold_low),
             'cusum': None if self.cusum is None else self.cusum.to_dict(),
             'calibration_scores': [float(s) for s in self.calibration_scores],
         }
@@ -114,7 +155,8 @@ class Partition:
                    selection=data.get('selection', 'all'),
                    calibration_scores=np.asarray(data.get('calibration_scores', []), float),
                    threshold=data.get('threshold'),
-                   cusum=None if cusum is None else CusumParams(**cusum))
+                   cusum=None if cusum is None else CusumParams(**cusum),
+                   tail=data.get('tail', 'upper'), threshold_low=data.get('threshold_low'))
 
 
 @dataclass(frozen=True)

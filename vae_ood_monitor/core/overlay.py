@@ -25,9 +25,9 @@ def render_debug_image(rgb: NDArray[np.uint8], decision: Decision, width: int | 
                        lines: Sequence[str] = ()) -> NDArray[np.uint8]:
     """Draw the decision onto a copy of an RGB frame (resized to ``width`` when given).
 
-    The bar shows the strongest partition's evidence relative to its trigger level: score /
-    threshold in threshold mode, CUSUM / tau in cusum mode; the white tick marks 1.0 (the
-    trigger), the bar spans 0 to 2. The banner turns red with the firing partitions on alert.
+    The bar shows the strongest partition's evidence (score against its threshold(s) in
+    threshold mode, CUSUM / tau in cusum mode); the white tick marks 1.0 (the trigger), the bar
+    spans 0 to 2. The banner turns red with the firing partitions on alert.
     ``lines`` (e.g. latency figures) are written in the top-left corner, below the banner.
     """
     image = np.ascontiguousarray(rgb[:, :, :3])
@@ -68,11 +68,5 @@ def render_debug_image(rgb: NDArray[np.uint8], decision: Decision, width: int | 
 
 
 def _evidence(decision: Decision) -> float:
-    """Largest partition evidence relative to its own trigger level (1.0 = triggers)."""
-    best = 0.0
-    for state in decision.partitions:
-        level = state.trigger_level
-        value = state.statistic if decision.mode.value == 'cusum' else state.score
-        if level > 0:
-            best = max(best, value / level)
-    return best
+    """Largest partition evidence (1.0 = triggers)."""
+    return max((s.evidence for s in decision.partitions), default=0.0)

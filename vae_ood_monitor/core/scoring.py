@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vae_ood_monitor.core.typedefs import Tail
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -32,20 +34,37 @@ def partition_scores(kl: NDArray[np.float64],
     return np.stack([kl[..., list(d)].sum(axis=-1) for d in dims], axis=-1)
 
 
-def conformal_p_value(sorted_calibration: NDArray[np.float64], score: float) -> float:
-    """Inductive conformal p-value ``(#{cal >= score} + 1) / (N + 1)``.
+def conformal_p_value(sorted_calibration: NDArray[np.float64], score: float,
+                      tail: Tail | str = Tail.UPPER) -> float:
+    """Inductive conformal p-value of ``score`` against in-distribution calibration scores.
 
-    ``sorted_calibration`` must be sorted ascending (bundles store it so): one binary search.
+    ``upper``: ``(#{cal >= score} + 1) / (N + 1)``; ``lower``: ``(#{cal <= score} + 1) /
+    (N + 1)``; ``two_sided``: ``min(1, 2 * min(upper, lower))`` (Bonferroni, still valid).
+    ``sorted_calibration`` must be sorted ascending (bundles store it so): binary searches only.
     The result lies in [1 / (N + 1), 1].
     """
     n = sorted_calibration.size
-    at_least = n - int(np.searchsorted(sorted_calibration, score, side='left'))
-    return (at_least + 1) / (n + 1)
+    upper = (n - int(np.searchsorted(sorted_calibration, score, 'left')) + 1) / (n + 1)
+    if tail == Tail.UPPER:
+        return upper
+    lower = (int(np.searchsorted(sorted_calibration, score, 'right')) + 1) / (n + 1)
+    if tail == Tail.LOWER:
+        return lower
+    if tail != Tail.TWO_SIDED:
+        raise ValueError(f'tail must be one of {[t.value for t in Tail]}, got {tail!r}')
+    return min(1.0, 2.0 * min(upper, lower))
 
 
-def conformal_p_values(sorted_calibration: NDArray[np.float64],
-                       scores: ArrayLike) -> NDArray[np.float64]:
+def conformal_p_values(sorted_calibration: NDArray[np.float64], scores: ArrayLike,
+                       tail: Tail | str = Tail.UPPER) -> NDArray[np.float64]:
     """Vectorised :func:`conformal_p_value` over many scores."""
+    tail = Tail(tail)
     n = sorted_calibration.size
-    at_least = n - np.searchsorted(sorted_calibration, np.asarray(scores, np.float64), 'left')
-    return (at_least + 1.0) / (n + 1.0)
+    scores = np.asarray(scores, np.float64)
+    upper = (n - np.searchsorted(sorted_calibration, scores, 'left') + 1.0) / (n + 1.0)
+    if tail is Tail.UPPER:
+        return upper
+    lower = (np.searchsorted(sorted_calibration, scores, 'right') + 1.0) / (n + 1.0)
+    if tail is Tail.LOWER:
+        return lower
+    return np.minimum(1.0, 2.0 * np.minimum(upper, lower))

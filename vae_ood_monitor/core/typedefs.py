@@ -23,6 +23,7 @@ __all__ = [
     'Interpolation',
     'Precision',
     'ProviderFallback',
+    'Tail',
 ]
 
 
@@ -70,6 +71,19 @@ class DimSelection(str, Enum):
     ALL = 'all'
     PAPER = 'paper'
     LABELLED = 'labelled'
+
+
+class Tail(str, Enum):
+    """Which deviation of a partition's KL score counts as out of distribution.
+
+    ``upper``: a larger KL than in-distribution frames (the paper's test: the posterior moves
+    far from the prior). ``lower``: a smaller KL (the encoder grows uncertain and its posterior
+    falls back towards the prior, as on heavy rain or blur). ``two_sided``: either.
+    """
+
+    UPPER = 'upper'
+    LOWER = 'lower'
+    TWO_SIDED = 'two_sided'
 
 
 @runtime_checkable
