@@ -200,7 +200,8 @@ def test_lower_and_two_sided_tails_trigger_below_the_low_threshold() -> None:
     for part in (lower, two):
         detector = PartitionDetector(part, DecisionMode.THRESHOLD)
         state = detector.update(kl(0.5, 0.5))  # score 1.0 < 1.5
-        assert state.triggered and state.evidence == pytest.approx(1.5)
+        assert state.triggered  # evidence: log(median / score) / log(median / threshold_low)
+        assert state.evidence == pytest.approx(math.log(2.5 / 1.0) / math.log(2.5 / 1.5))
         assert state.p_value == pytest.approx(0.8 if part is two else 0.4)  # cal <= 1: {1}
         assert not detector.update(kl(1.0, 1.0)).triggered  # score 2.0
     assert PartitionDetector(two, DecisionMode.THRESHOLD).update(kl(2.0, 2.0)).triggered

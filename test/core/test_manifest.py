@@ -260,17 +260,21 @@ def test_partition_tails_need_their_thresholds(tail: str, threshold: float | Non
 
 
 def test_partition_evidence_per_tail_scalar_and_vector_agree() -> None:
-    scores = np.array([0.0, 1.0, 2.0, 4.0, 10.0])
+    # calibration median 4; upper threshold 16 (two doublings up), lower threshold 2 (one down)
+    scores = np.array([0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    inf = math.inf
     expected = {
-        'upper': [0.0, 0.2, 0.4, 0.8, 2.0],
-        'lower': [math.inf, 2.0, 1.0, 0.5, 0.2],
-        'two_sided': [math.inf, 2.0, 1.0, 0.8, 2.0],
+        'upper': [-inf, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5],
+        'lower': [inf, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0],
+        'two_sided': [inf, 2.0, 1.0, 0.0, 0.5, 1.0, 1.5],
     }
     for tail, values in expected.items():
-        part = Partition('p', (0,), calibration_scores=[1.0], threshold=5.0, threshold_low=2.0,
-                         tail=tail)
+        part = Partition('p', (0,), calibration_scores=[1.0, 2.0, 4.0, 8.0, 16.0],
+                         threshold=16.0, threshold_low=2.0, tail=tail)
+        assert part.median == 4.0
         np.testing.assert_allclose(part.evidence(scores), values)
         assert [part.evidence_of(float(s)) for s in scores] == pytest.approx(values)
+        assert part.evidence_of(math.nan) == inf  # a broken encoder output always triggers
     round_trip = Partition.from_dict(Partition('p', (0,), calibration_scores=[1.0],
                                                threshold_low=2.0, tail='lower').to_dict())
     assert round_trip.tail.value == 'lower' and round_trip.threshold_low == 2.0

@@ -38,6 +38,18 @@ def _choice(enum: type[E], value: object, name: str) -> E:
             f'{name} {value!r} is not supported; choose one of: {choices}.') from None
 
 
+def _log_ratio(value: float, median: float, threshold: float) -> float:
+    """log(value / median) / log(threshold / median), robust at 0, inf and NaN."""
+    if math.isnan(value) or math.isinf(value):
+        return math.inf
+    if value <= 0.0:
+        return -math.inf
+    scale = math.log(threshold / median) if 0 < threshold < math.inf and median > 0 else 0.0
+    if scale <= 0.0:  # degenerate calibration: threshold at or below the median
+        return math.inf if value > threshold else -math.inf
+    return math.log(value / median) / scale
+
+
 @dataclass(frozen=True)
 class CusumParams:
     """Sequential-test settings of one partition: martingale window, CUSUM drift and threshold."""
@@ -109,30 +121,34 @@ class Partition:
                 and (self.threshold is not None or not needs_upper)
                 and (self.threshold_low is not None or not needs_lower))
 
+    @property
+    def median(self) -> float:
+        """Median in-distribution calibration score (the zero of the evidence scale)."""
+        scores = self.calibration_scores
+        return float(np.median(scores)) if scores.size else math.nan
+
     def evidence_of(self, score: float) -> float:
-        """Scalar :meth:`evidence` for the per-frame hot path."""
-        result = 0.0
+        """Per-frame evidence of one score: 0 at the ID median, 1 at a threshold, log scale.
+
+        upper: log(score / median) / log(threshold / median); lower: log(median / score) /
+        log(median / threshold_low); two-sided: the larger. Above 1 the per-frame rule
+        triggers, so evidences of different partitions and tails compare directly.
+        """
+        median = self.median
+        result = -math.inf
         if self.tail is not Tail.LOWER:
-            result = score / self.threshold  # type: ignore[operator]
-        if self.tail is not Tail.UPPER:
-            low = self.threshold_low / score if score > 0 else math.inf  # type: ignore[operator]
+            result = _log_ratio(score, median, self.threshold)  # type: ignore[arg-type]
+        if self.tail is not Tail.UPPER:  # the same ratio on reciprocals: smaller is further
+            inverse = math.inf if score == 0.0 else 1.0 / score
+            low = _log_ratio(inverse, 1.0 / median,
+                             1.0 / self.threshold_low)  # type: ignore[operator]
             result = max(result, low)
-        return math.inf if math.isnan(result) else result
+        return result
 
     def evidence(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Per-frame evidence against the thresholds: > 1 triggers the per-frame rule.
-
-        upper: score / threshold; lower: threshold_low / score; two-sided: the larger.
-        """
-        scores = np.asarray(scores, np.float64)
-        result = np.zeros(scores.shape)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            if self.tail is not Tail.LOWER:
-                result = np.maximum(result, scores / self.threshold)
-            if self.tail is not Tail.UPPER:
-                low = np.where(scores > 0, self.threshold_low / scores, np.inf)
-                result = np.maximum(result, low)
-        return np.where(np.isnan(result), np.inf, result)
+        """Vectorised :meth:`evidence_of`."""
+        return np.array([self.evidence_of(float(s)) for s in np.ravel(scores)]).reshape(
+            np.shape(scores))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""

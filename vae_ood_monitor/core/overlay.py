@@ -69,4 +69,5 @@ def render_debug_image(rgb: NDArray[np.uint8], decision: Decision, width: int | 
 
 def _evidence(decision: Decision) -> float:
     """Largest partition evidence (1.0 = triggers)."""
-    return max((s.evidence for s in decision.partitions), default=0.0)
+    best = max((s.evidence for s in decision.partitions), default=0.0)
+    return min(max(best, 0.0), 1e9)

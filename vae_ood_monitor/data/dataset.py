@@ -62,6 +62,15 @@ class FrameArray:
             tail[where[cut:]] = True
         return self.subset(~tail), self.subset(tail)
 
+    def resized(self, height: int, width: int,
+                interpolation: Interpolation | str = Interpolation.AREA) -> FrameArray:
+        """Return the frames at another size (the runtime's resize; self when already so)."""
+        if self.images.shape[1:3] == (height, width):
+            return self
+        images = np.stack([resize_image(img, width, height, interpolation)
+                           for img in self.images])
+        return FrameArray(images, self.labels, self.stamps, self.groups, self.group_names)
+
     def summary(self) -> dict[str, object]:
         """Describe the frames for provenance records (JSON-ready)."""
         return {'frames': len(self), 'size': list(self.images.shape[1:3]),

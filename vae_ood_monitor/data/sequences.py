@@ -21,7 +21,7 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.scenes import render_sequence, SceneConfig
 from vae_ood_monitor.data.shifts import ShiftKind, ShiftProcess
 
-__all__ = ['SequenceMode', 'make_sequence', 'ood_mask']
+__all__ = ['SequenceMode', 'make_sequence', 'ood_mask', 'shift_sequence']
 
 
 class SequenceMode(str, Enum):
@@ -89,9 +89,24 @@ def make_sequence(seed: int, n: int, kind: ShiftKind | str | None, severity: flo
             raise ConfigError(f'kind None (no shift) requires mode {SequenceMode.ID.value!r}, '
                               f'got mode {m.value!r}')
         return render_sequence(seed, n, config), mask
+    return shift_sequence(render_sequence(seed, n, config), kind, severity, m, seed,
+                          direction=direction)
+
+
+def shift_sequence(frames: NDArray[np.uint8], kind: ShiftKind | str, severity: float,
+                   mode: SequenceMode | str, seed: int, *, direction: int | None = None
+                   ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """Apply a temporally coherent shift to the OOD frames of any recorded sequence.
+
+    The same as :func:`make_sequence` for frames that already exist (real recordings): the
+    :class:`ShiftProcess` frame index counts from the first OOD frame. Returns new frames and
+    the per-frame OOD labels; ``frames`` is not modified.
+    """
+    m = _mode(mode)
+    mask = ood_mask(len(frames), m)
     process = ShiftProcess(kind, severity, seed, direction)
-    frames = render_sequence(seed, n, config)
+    out = np.array(frames, copy=True)
     first = int(np.argmax(mask)) if mask.any() else 0
     for i in np.flatnonzero(mask):
-        frames[i] = process(frames[i], int(i) - first)
-    return frames, mask
+        out[i] = process(out[i], int(i) - first)
+    return out, mask

@@ -52,6 +52,7 @@ __all__ = [
     'augment_in_range',
     'brightness_factor',
     'sample_severity',
+    'shift_frames',
 ]
 
 
@@ -185,6 +186,21 @@ class ShiftProcess:
             raise ConfigError(f'index must be a non-negative int, got {index!r}')
         return _render(_image(image), self.kind, self.severity,
                        (self.seed, _CODES[self.kind]), int(index), self.direction)
+
+
+def shift_frames(images: NDArray[np.uint8] | Iterable[NDArray[np.uint8]],
+                 kind: ShiftKind | str, split: str = 'test', seed: int = 0
+                 ) -> NDArray[np.uint8]:
+    """Apply ``kind`` to every frame at a severity drawn per frame from the ``split`` range.
+
+    Deterministic per (kind, split, seed): evaluation and calibration use different seeds so
+    that they never see the same shifted frames.
+    """
+    k = _kind(kind)
+    if split not in SPLITS:
+        raise ConfigError(f'split must be one of {list(SPLITS)}, got {split!r}')
+    rng = np.random.default_rng([int(seed), _CODES[k], SPLITS.index(split)])
+    return np.stack([apply_shift(img, k, sample_severity(k, split, rng), rng) for img in images])
 
 
 def augment_in_range(image: NDArray[np.uint8], rng: np.random.Generator,

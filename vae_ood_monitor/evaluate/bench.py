@@ -12,6 +12,7 @@ import importlib
 import multiprocessing
 import os
 from pathlib import Path
+from queue import Empty
 import resource
 import time
 from typing import Any
@@ -184,6 +185,14 @@ def _run_isolated(path: str, config: BenchConfig, loader: str | None) -> tuple[s
     child = context.Process(target=_child, args=(path, config, loader, queue))
     child.start()
     try:
-        return queue.get()
+        while True:  # poll, so that a child that dies without a word cannot hang the parent
+            try:
+                return queue.get(timeout=1.0)
+            except Empty:
+                if not child.is_alive():
+                    try:
+                        return queue.get(timeout=1.0)  # it may have answered just before
+                    except Empty:
+                        return 'error', f'the benchmark process died (exit code {child.exitcode})'
     finally:
         child.join()

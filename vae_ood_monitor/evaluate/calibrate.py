@@ -9,8 +9,8 @@ import numpy as np
 
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams, Partition
-from vae_ood_monitor.core.typedefs import DimSelection
-from vae_ood_monitor.evaluate.metrics import conformal_threshold
+from vae_ood_monitor.core.typedefs import DimSelection, Tail
+from vae_ood_monitor.evaluate.metrics import conformal_threshold, conformal_threshold_low
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -27,22 +27,25 @@ MIN_CALIBRATION_FRAMES = 100
 
 @dataclass(frozen=True)
 class PartitionPlan:
-    """Which latent dims a partition sums, and how they were chosen."""
+    """Which latent dims a partition sums, how they were chosen and which tail is OOD."""
 
     name: str
     dims: tuple[int, ...]
     selection: DimSelection = DimSelection.ALL
+    tail: Tail = Tail.UPPER
 
 
 def calibrate_partitions(bundle: Bundle, id_kl: NDArray[np.float64], *,
                          target_far: float | None = None,
                          plans: Sequence[PartitionPlan] | None = None,
                          cusum: Mapping[str, CusumParams] | None = None) -> Bundle:
-    """Store sorted in-distribution scores and the per-frame threshold of every partition.
+    """Store sorted in-distribution scores and the per-frame thresholds of every partition.
 
     ``id_kl`` is the per-dim KL (N, D) of held-out in-distribution frames (never the training
-    frames: their scores are optimistically low). Without ``plans`` one partition named 'all'
-    sums every latent dim. ``target_far`` defaults to the manifest's.
+    frames: their scores are optimistically low). Without ``plans`` one two-sided partition
+    named 'all' sums every latent dim. ``target_far`` (default: the manifest's) is the per-frame
+    false-alarm rate of the whole detector: it is split evenly between partitions and, for a
+    two-sided partition, between its tails (Bonferroni).
     """
     manifest = bundle.manifest
     latent = manifest.model.latent_dim
@@ -53,15 +56,21 @@ def calibrate_partitions(bundle: Bundle, id_kl: NDArray[np.float64], *,
         raise CalibrationError(f'Only {id_kl.shape[0]} calibration frames; give at least '
                                f'{MIN_CALIBRATION_FRAMES} held-out in-distribution frames.')
     far = manifest.target_far if target_far is None else float(target_far)
-    plans = list(plans) if plans else [PartitionPlan('all', tuple(range(latent)))]
+    plans = list(plans) if plans else [PartitionPlan('all', tuple(range(latent)),
+                                                     tail=Tail.TWO_SIDED)]
+    share = far / len(plans)
     partitions = []
     for plan in plans:
         scores = id_kl[:, list(plan.dims)].sum(axis=1)
         if np.ptp(scores) == 0:
             raise CalibrationError(f'Partition {plan.name!r}: every calibration score is '
-                                   f'{scores[0]!r}; the encoder output is degenerate '
+                                   f'{float(scores[0])!r}; the encoder output is degenerate '
                                    '(posterior collapse?). Retrain or choose other dims.')
-        partitions.append(Partition(plan.name, plan.dims, plan.selection, scores,
-                                    threshold=conformal_threshold(scores, far),
-                                    cusum=(cusum or {}).get(plan.name)))
+        side = share / 2 if plan.tail is Tail.TWO_SIDED else share
+        partitions.append(Partition(
+            plan.name, plan.dims, plan.selection, scores,
+            threshold=None if plan.tail is Tail.LOWER else conformal_threshold(scores, side),
+            threshold_low=(None if plan.tail is Tail.UPPER
+                           else conformal_threshold_low(scores, side)),
+            cusum=(cusum or {}).get(plan.name), tail=plan.tail))
     return bundle.with_manifest(partitions=tuple(partitions), target_far=far)

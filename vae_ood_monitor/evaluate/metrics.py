@@ -13,7 +13,8 @@ from vae_ood_monitor.core.errors import CalibrationError
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ['DetectionMetrics', 'conformal_threshold', 'detection_metrics', 'fpr_at_tpr']
+__all__ = ['DetectionMetrics', 'conformal_threshold', 'conformal_threshold_low',
+           'detection_metrics', 'fpr_at_tpr']
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,9 @@ class DetectionMetrics:
 
 
 def fpr_at_tpr(id_scores: ArrayLike, ood_scores: ArrayLike, tpr: float = 0.95) -> float:
-    """False-positive rate at the lowest threshold that detects ``tpr`` of the OOD frames."""
+    """False-positive rate at the highest threshold that detects ``tpr`` of the OOD frames."""
     labels, scores = _stack(id_scores, ood_scores)
-    fpr, tprs, _ = roc_curve(labels, scores)
+    fpr, tprs, _ = roc_curve(labels, scores, drop_intermediate=False)  # keep every threshold
     return float(fpr[np.searchsorted(tprs, tpr, side='left')])
 
 
@@ -56,8 +57,9 @@ def detection_metrics(id_scores: ArrayLike, ood_scores: ArrayLike,
                                'detection metrics.')
     labels, scores = _stack(id_scores, ood_scores)
     return DetectionMetrics(
-        auroc=float(roc_auc_score(labels, scores)),
-        aupr=float(average_precision_score(labels, scores)),
+        # sklearn's sums can land an ulp outside [0, 1] (AP 1.0000000000000002): clip
+        auroc=float(np.clip(roc_auc_score(labels, scores), 0.0, 1.0)),
+        aupr=float(np.clip(average_precision_score(labels, scores), 0.0, 1.0)),
         fpr_at_95_tpr=fpr_at_tpr(id_scores, ood_scores),
         false_alarm_rate=float(np.mean(id_scores > threshold)),
         detection_rate=float(np.mean(ood_scores > threshold)),
@@ -79,6 +81,22 @@ def conformal_threshold(calibration: ArrayLike, target_far: float) -> float:
             f'at least {int(np.ceil(1.0 / target_far)) - 1}. Give more in-distribution frames '
             'or raise --target-far.')
     return float(scores[k - 1])
+
+
+def conformal_threshold_low(calibration: ArrayLike, target_far: float) -> float:
+    """Return the lower threshold: a score below it has lower-tail p-value <= ``target_far``.
+
+    With sorted calibration scores c_1 <= ... <= c_N, ``score < c_{m+1}`` with
+    m = floor((N + 1) a) - 1 has probability at most a for an exchangeable score.
+    """
+    scores = np.sort(np.asarray(calibration, np.float64).ravel())
+    m = int(np.floor((scores.size + 1) * target_far)) - 1
+    if m < 0:
+        raise CalibrationError(
+            f'{scores.size} calibration frames cannot certify a false-alarm rate of '
+            f'{target_far:g}: need at least {int(np.ceil(1.0 / target_far)) - 1}. Give more '
+            'in-distribution frames or raise --target-far.')
+    return float(scores[m])
 
 
 def _stack(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

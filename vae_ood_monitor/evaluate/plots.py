@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ['plot_histograms', 'plot_roc', 'plot_timeline']
+__all__ = ['plot_histograms', 'plot_lines', 'plot_pareto', 'plot_roc', 'plot_timeline']
 
 
 def plot_roc(id_scores: NDArray[np.float64], ood: Mapping[str, NDArray[np.float64]],
@@ -92,6 +92,41 @@ def plot_timeline(series: Mapping[str, NDArray[np.float64]], path: Path, *,
     axes[-1, 0].set_xlabel('frame')
     if title:
         axes[0, 0].set_title(title + '  (red: OOD frames, orange: alarm)', fontsize=9)
+    return _save(fig, path)
+
+
+def plot_pareto(points: Sequence[dict[str, float | str]], path: Path,
+                title: str = 'Latency vs detection') -> Path:
+    """Scatter of median latency (x, log) against worst-shift AUROC; marker area ~ size.
+
+    Each point: ``name``, ``latency_ms``, ``auroc``, ``size_mb`` and optional ``front`` (bool).
+    """
+    fig, ax = plt.subplots(figsize=(7, 5))
+    sizes = np.array([float(p['size_mb']) for p in points])
+    area = 30 + 400 * sizes / max(1e-9, sizes.max())
+    for point, marker in zip(points, area):
+        colour = 'tab:red' if point.get('front') else 'tab:blue'
+        ax.scatter(float(point['latency_ms']), float(point['auroc']), s=marker, alpha=0.6,
+                   color=colour, edgecolors='black', linewidths=0.5)
+        ax.annotate(str(point['name']), (float(point['latency_ms']), float(point['auroc'])),
+                    fontsize=7, xytext=(4, 4), textcoords='offset points')
+    ax.set_xscale('log')
+    ax.set(xlabel='median full-path latency per frame (ms, 1 thread, log scale)',
+           ylabel='worst validation-shift AUROC', title=title + ' (red: Pareto front; area: '
+           'model size)')
+    ax.grid(alpha=0.3, which='both')
+    return _save(fig, path)
+
+
+def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, *,
+               xlabel: str, ylabel: str, title: str = '') -> Path:
+    """One line per named (x, y) series, e.g. AUROC against pruning ratio per layer."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker='o', label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

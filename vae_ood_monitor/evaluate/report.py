@@ -26,12 +26,12 @@ COMBINED = 'combined'
 
 
 def combined_score(bundle: Bundle, kl: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per-frame alert score over all partitions: max of score / threshold (> 1 = alert)."""
+    """Per-frame alert score over all partitions: the largest evidence (> 1 = alert)."""
     parts = bundle.manifest.partitions
     if not parts or not all(p.calibrated for p in parts):
         raise CalibrationError(f'{bundle.name!r} is not calibrated; run `vae-ood calibrate`.')
-    ratios = [kl[:, list(p.dims)].sum(axis=1) / p.threshold for p in parts]
-    return np.max(np.stack(ratios, axis=1), axis=1)
+    evidence = [p.evidence(kl[:, list(p.dims)].sum(axis=1)) for p in parts]
+    return np.max(np.stack(evidence, axis=1), axis=1)
 
 
 @dataclass
@@ -72,8 +72,8 @@ def evaluate_kl(bundle: Bundle, id_kl: NDArray[np.float64],
         if len(partitions) > 1:
             for part in partitions:
                 dims = list(part.dims)
-                entry[part.name] = detection_metrics(id_kl[:, dims].sum(1), kl[:, dims].sum(1),
-                                                     part.threshold)  # type: ignore[arg-type]
+                entry[part.name] = detection_metrics(part.evidence(id_kl[:, dims].sum(1)),
+                                                     part.evidence(kl[:, dims].sum(1)), 1.0)
         metrics[shift] = entry
     return Evaluation(bundle.name, id_combined, ood_combined, metrics)
 
@@ -109,8 +109,10 @@ def write_report(evaluation: Evaluation, out: str | Path, *, title: str = 'OOD e
           f'{data["id_frames"]}; false-alarm rate at the calibrated threshold: '
           f'{data["id_false_alarm_rate"]:.2%}.', '',
           'Score: per-frame KL of the latent posterior from the prior, summed over each '
-          "partition's latent dims and divided by its calibrated threshold (max over "
-          'partitions). OOD frames are positives.', '', format_table(evaluation), '',
+          "partition's latent dims, as evidence against the partition's calibrated "
+          'threshold(s): score / upper threshold, lower threshold / score, or the larger for a '
+          'two-sided partition (max over partitions; above 1 the frame alerts). OOD frames are '
+          'positives.', '', format_table(evaluation), '',
           '![ROC curves](roc.png)', '', '![Score histograms](histograms.png)', '']
     if notes:
         md += [notes, '']

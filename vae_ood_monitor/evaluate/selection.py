@@ -10,7 +10,9 @@ Three rules, all recorded in the manifest:
 ``labelled``
     the sounder supervised rule: per-dim AUROC between in-distribution frames and validation
     frames carrying the partition's shift; keep the best dims, choosing how many by the AUROC
-    of their sum.
+    of their sum, and which tail: a shift may raise the KL of some dims (the posterior moves
+    away from the prior) or lower it (the encoder grows uncertain and its posterior widens back
+    towards the prior, as heavy rain and blur do).
 ``all``
     every dim summed (no selection).
 """
@@ -23,13 +25,14 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.typedefs import Tail
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from numpy.typing import NDArray
 
-__all__ = ['labelled_dims', 'paper_dims', 'per_dim_auroc']
+__all__ = ['labelled_dims', 'paper_dims', 'per_dim_auroc', 'tail_score']
 
 
 def paper_dims(videos: Sequence[NDArray[np.float64]], count: int = 3) -> tuple[int, ...]:
@@ -50,23 +53,50 @@ def per_dim_auroc(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64]) -> ND
     return np.array([roc_auc_score(labels, both[:, d]) for d in range(both.shape[1])])
 
 
-def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
-                  count: int | None = None) -> tuple[tuple[int, ...], float]:
-    """Best dims by per-dim AUROC; ``count`` None picks the prefix whose sum has best AUROC.
+def tail_score(scores: NDArray[np.float64], tail: Tail,
+               id_scores: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Order scores so that larger means 'more OOD' under ``tail`` (for AUROC comparisons).
 
-    Returns (dims, AUROC of their summed KL on the validation frames).
+    Two-sided: distance from the in-distribution median in log space (KL sums are positive
+    and skewed, and a ratio either way is what a two-sided threshold pair cuts).
+    """
+    if tail is Tail.UPPER:
+        return scores
+    if tail is Tail.LOWER:
+        return -scores
+    centre = float(np.median(np.log(np.maximum(id_scores, 1e-12))))
+    return np.abs(np.log(np.maximum(scores, 1e-12)) - centre)
+
+
+def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
+                  count: int | None = None, tails: Sequence[Tail] = tuple(Tail)
+                  ) -> tuple[tuple[int, ...], Tail, float]:
+    """Best (dims, tail) for separating ``ood_kl`` from ``id_kl`` by validation AUROC.
+
+    For the upper tail, dims are taken in order of decreasing per-dim AUROC; for the lower tail
+    in order of increasing AUROC (their KL falls under the shift); ``count`` None picks the
+    prefix whose sum separates best. Two-sided uses every dim. Returns (dims, tail, AUROC of the
+    partition's score on the validation frames). Ties prefer the paper's upper tail, then fewer
+    dims.
     """
     if len(id_kl) == 0 or len(ood_kl) == 0:
         raise CalibrationError('The labelled rule needs in-distribution and shifted frames.')
-    order = np.argsort(-per_dim_auroc(id_kl, ood_kl), kind='stable')
+    per_dim = per_dim_auroc(id_kl, ood_kl)
     labels = np.r_[np.zeros(len(id_kl)), np.ones(len(ood_kl))]
     both = np.concatenate([id_kl, ood_kl])
-    sizes = [count] if count else range(1, both.shape[1] + 1)
-    best: tuple[float, int] = (-1.0, 1)
-    cumulative = np.cumsum(both[:, order], axis=1)
-    for size in sizes:
-        auroc = float(roc_auc_score(labels, cumulative[:, size - 1]))
-        if auroc > best[0] + 1e-4:  # prefer fewer dims unless more clearly help
-            best = (auroc, size)
-    dims = tuple(int(d) for d in sorted(order[:best[1]]))
-    return dims, best[0]
+    best: tuple[float, tuple[int, ...], Tail] = (-1.0, (), Tail.UPPER)
+    for tail in tails:
+        if tail is Tail.TWO_SIDED:
+            sums = both.sum(axis=1)
+            auroc = float(roc_auc_score(labels, tail_score(sums, tail, sums[:len(id_kl)])))
+            if auroc > best[0] + 1e-3:
+                best = (auroc, tuple(range(both.shape[1])), tail)
+            continue
+        order = np.argsort(-per_dim if tail is Tail.UPPER else per_dim, kind='stable')
+        cumulative = np.cumsum(both[:, order], axis=1)
+        for size in ([count] if count else range(1, both.shape[1] + 1)):
+            scores = tail_score(cumulative[:, size - 1], tail, cumulative[:len(id_kl), size - 1])
+            auroc = float(roc_auc_score(labels, scores))
+            if auroc > best[0] + 1e-3:  # prefer the earlier (upper) tail and fewer dims
+                best = (auroc, tuple(int(d) for d in sorted(order[:size])), tail)
+    return best[1], best[2], best[0]

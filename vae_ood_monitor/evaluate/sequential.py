@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import math
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
@@ -53,13 +53,24 @@ class SequentialFit:
     candidates: list[dict[str, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready form (goes into the manifest's calibration record)."""
-        return {'partition': self.partition, **self.params.to_dict(),
-                'id_frames': self.id_frames, 'id_sequences': self.id_sequences,
-                'id_alarms': self.id_alarms, 'median_delay': self.median_delay,
-                'p95_delay': self.p95_delay, 'missed': self.missed,
-                'validation_sequences': self.validation_sequences,
-                'candidates': self.candidates}
+        """JSON-ready form (goes into the manifest's calibration record; inf -> None)."""
+        return _finite({'partition': self.partition, **self.params.to_dict(),
+                        'id_frames': self.id_frames, 'id_sequences': self.id_sequences,
+                        'id_alarms': self.id_alarms, 'median_delay': self.median_delay,
+                        'p95_delay': self.p95_delay, 'missed': self.missed,
+                        'validation_sequences': self.validation_sequences,
+                        'candidates': self.candidates})
+
+
+def _finite(value: Any) -> Any:
+    """Replace non-finite floats (no detection: infinite delay) by None, recursively."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def log_martingales(partition: Partition, kl: NDArray[np.float64],
@@ -68,7 +79,8 @@ def log_martingales(partition: Partition, kl: NDArray[np.float64],
     scores = kl[:, list(partition.dims)].sum(axis=1)
     martingale = PowerMartingale(window)
     return np.array([martingale.update(float(p))
-                     for p in conformal_p_values(partition.calibration_scores, scores)])
+                     for p in conformal_p_values(partition.calibration_scores, scores,
+                                                 partition.tail)])
 
 
 def run_cusum(log_m: NDArray[np.float64], delta: float, tau: float,
@@ -83,7 +95,12 @@ def _rising_edges(alarm: NDArray[np.bool_]) -> int:
 
 
 def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: float) -> float:
-    """Smallest tau (times 1 + margin) with at most ``allowed`` alarm onsets in the sequences."""
+    """Return the lowest tau with at most ``allowed`` alarm onsets, times (1 + margin).
+
+    Levels are scanned downwards from the highest statistic and the scan stops at the first
+    level with too many onsets, so every tau above the result is verified too (the onset count
+    is piecewise constant between observed values, though not monotone).
+    """
     levels = np.unique(np.concatenate(list(statistics)))[::-1]
     tau = float(levels[0])
     if allowed > 0:
@@ -92,6 +109,11 @@ def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: fl
                 break
             tau = float(level)
     return max(MIN_TAU, tau * (1.0 + margin))
+
+
+def _onsets(log_ms: Sequence[NDArray[np.float64]], delta: float, tau: float,
+            cap: float) -> int:
+    return sum(_rising_edges(run_cusum(v, delta, tau, cap * tau) > tau) for v in log_ms)
 
 
 def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta: float,
@@ -135,8 +157,12 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     for delta in sorted({float(np.quantile(pooled, q)) for q in quantiles}):
         statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
         tau = _tau_for(statistics, allowed, margin)
-        id_alarms = sum(_rising_edges(run_cusum(v, delta, tau, cusum_cap * tau) > tau)
-                        for v in id_log_m)
+        id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
+        for _ in range(50):  # the runtime caps S at cusum_cap * tau, which can add onsets
+            if id_alarms <= allowed:
+                break
+            tau *= 1.1
+            id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
         delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
         median = float(np.median(delays)) if delays else math.inf
         p95 = float(np.percentile(delays, 95)) if delays else math.inf

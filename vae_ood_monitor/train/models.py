@@ -42,8 +42,15 @@ class EncoderSpec:
     latent_dim: int = 30
     kernel: int = 4
     hidden: tuple[int, ...] = ()
+    logvar_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if self.logvar_range is not None:
+            low, high = (float(v) for v in self.logvar_range)
+            if not low < high:
+                raise ConfigError(f'logvar_range {self.logvar_range!r} must be (low, high), '
+                                  'low < high.')
+            object.__setattr__(self, 'logvar_range', (low, high))
         object.__setattr__(self, 'input_hw', tuple(int(v) for v in self.input_hw))
         object.__setattr__(self, 'channels', tuple(int(c) for c in self.channels))
         object.__setattr__(self, 'hidden', tuple(int(h) for h in self.hidden))
@@ -70,12 +77,12 @@ class EncoderSpec:
         return h, w
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
+        """Return the JSON-ready form."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderSpec:
-        """Inverse of :meth:`to_dict`."""
+        """Build from :meth:`to_dict` output."""
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
@@ -150,13 +157,17 @@ class Encoder(nn.Module):
             self.head = nn.Linear(width, 2 * spec.latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (mu, logvar)."""
+        """Return (mu, logvar); logvar clipped to ``spec.logvar_range`` when it is set."""
         h = self.dense(torch.flatten(self.features(x), 1))
         if self.head is None:
-            return self.mu(h), self.logvar(h)
-        out = self.head(h)
-        d = self.spec.latent_dim
-        return out[:, :d], out[:, d:]
+            mu, logvar = self.mu(h), self.logvar(h)
+        else:
+            out = self.head(h)
+            d = self.spec.latent_dim
+            mu, logvar = out[:, :d], out[:, d:]
+        if self.spec.logvar_range is not None:
+            logvar = logvar.clamp(*self.spec.logvar_range)
+        return mu, logvar
 
 
 class Decoder(nn.Module):

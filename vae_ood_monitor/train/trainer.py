@@ -62,9 +62,13 @@ class TrainConfig:
     amp: str = 'auto'
     threads: int | None = None
     device: str = 'auto'
+    schedule: str = 'constant'
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
+        if self.schedule not in ('constant', 'onecycle'):
+            raise ConfigError(f"schedule {self.schedule!r} must be 'constant' or 'onecycle'.")
         object.__setattr__(self, 'augment', tuple(self.augment))
         for name in ('epochs', 'batch_size'):
             value = getattr(self, name)
@@ -214,13 +218,20 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
         torch.set_rng_state(state['torch_rng'])
         history = json.loads((out / RUN_FILE).read_text()).get('history', [])
     net: torch.nn.Module = (DistributedDataParallel(model) if dist_info.world > 1 else model)
+    per_rank = len(train_set) // dist_info.world
+    steps = per_rank // settings['batch_size']
+    scheduler = None
+    if config.schedule == 'onecycle':
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=settings['lr'], total_steps=steps * settings['epochs'],
+            pct_start=0.25)
+        for _ in range(steps * start_epoch):
+            scheduler.step()
 
     meta = {'preset': preset.name, 'encoder': spec.to_dict(),
             'decoder_width': preset.decoder_width, 'config': settings, 'data': data.summary(),
             'versions': versions(), 'world_size': dist_info.world, 'device': device.type,
             'amp': str(amp).replace('torch.', '') if amp else 'off', 'complete': False}
-    per_rank = len(train_set) // dist_info.world
-    steps = per_rank // settings['batch_size']
     bar = tqdm(total=steps * (settings['epochs'] - start_epoch), disable=not (
         progress and dist_info.main), desc=f'train {preset.name}', unit='step', mininterval=2)
     started = time.monotonic()
@@ -241,13 +252,18 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
             loss, bce, kl = vae_loss(recon, x, mu, logvar, settings['beta'])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             if not math.isfinite(loss.item()):
                 raise ConfigError(f'Training diverged at epoch {epoch} step {step} (loss '
                                   f'{loss.item()!r}); lower --lr.')
             totals += (loss.item(), bce.item(), kl.item())
             bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f'{loss.item():.1f}', kl=f'{kl.item():.1f}')
+            bar.set_postfix(epoch=epoch + 1, loss=f'{loss.item():.1f}', kl=f'{kl.item():.1f}',
+                            refresh=False)
         if dist_info.world > 1:
             reduced = torch.tensor(totals, dtype=torch.float64)
             dist.all_reduce(reduced)

@@ -1,0 +1,187 @@
+"""The whole calibration of a bundle (evaluate/calibration.py), down to a tiny trained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vae_ood_monitor.core.bundle import Bundle, load_bundle, save_bundle
+from vae_ood_monitor.core.errors import CalibrationError, ConfigError
+from vae_ood_monitor.core.typedefs import DimSelection, Tail
+from vae_ood_monitor.data.dataset import FrameArray
+from vae_ood_monitor.data.scenes import RoadScene, SceneConfig
+from vae_ood_monitor.evaluate.calibration import (calibrate, CalibrationOptions,
+                                                  split_for_calibration)
+from vood_testing import make_bundle, tiny_frames
+
+SHIFTS = 'all, brightness, fog, motion_blur, noise, objects, occlusion, rain, snow'
+
+
+def drives(first_seed: int, count: int, frames: int = 40) -> FrameArray:
+    """``count`` synthetic 40x30 drives, one group each."""
+    config = SceneConfig(width=40, height=30)
+    images = np.concatenate([np.stack(list(RoadScene(first_seed + d, config).frames(frames)))
+                             for d in range(count)])
+    n = len(images)
+    return FrameArray(images, np.zeros(n, np.int8),
+                      np.tile(np.arange(frames, dtype=np.int64) * 50_000_000, count),
+                      np.repeat(np.arange(count, dtype=np.int32), frames),
+                      tuple(f'drive{first_seed + d}' for d in range(count)))
+
+
+# ----------------------------------------------------------------------------- the split
+
+
+def test_split_alternates_whole_groups() -> None:
+    frames = tiny_frames(96, groups=4)
+    part_a, part_b = split_for_calibration(frames)
+    assert sorted(set(part_a.groups)) == [0, 2] and sorted(set(part_b.groups)) == [1, 3]
+    assert len(part_a) == len(part_b) == 48
+    np.testing.assert_array_equal(part_a.images, frames.images[frames.groups % 2 == 0])
+
+
+def test_split_of_a_single_group_takes_time_halves() -> None:
+    frames = tiny_frames(40, groups=1)
+    part_a, part_b = split_for_calibration(frames)
+    np.testing.assert_array_equal(part_a.stamps, frames.stamps[:20])
+    np.testing.assert_array_equal(part_b.stamps, frames.stamps[20:])
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def test_option_defaults_and_normalisation() -> None:
+    options = CalibrationOptions(partitions=['all', 'rain'], selection='paper',
+                                 validation_shifts=['fog'])
+    assert options.partitions == ('all', 'rain') and options.validation_shifts == ('fog',)
+    assert options.selection is DimSelection.PAPER
+    assert options.shifts_for_delta == ('fog',)
+    assert CalibrationOptions(partitions=('all', 'snow')).shifts_for_delta == ('snow',)
+    assert CalibrationOptions().shifts_for_delta == ('rain', 'brightness')
+
+
+@pytest.mark.parametrize('partitions', [('sun',), (), ('rain', 'rain')])
+def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigError, match=f'must be distinct names from: {SHIFTS}.'):
+        CalibrationOptions(partitions=partitions)
+
+
+@pytest.mark.parametrize(('field', 'value', 'message'), [
+    ('validation_shifts', ('all',), r"Validation shifts \['all'\] must be among: brightness"),
+    ('target_far', 0.5, r'target_far 0.5 must be in \(0, 0.5\)'),
+    ('target_far', 0.0, r'target_far 0.0 must be in \(0, 0.5\)'),
+    ('alarm_rate', 1.0, r'alarm_rate 1.0 in \(0, 1\)'),
+    ('window', 0, 'window and paper_dims must be >= 1'),
+    ('paper_dims', 0, 'window and paper_dims must be >= 1'),
+    ('margin', -0.1, 'margin >= 0'),
+    ('selection', 'best', r"selection 'best' is not supported; choose one of: all, paper"),
+])
+def test_bad_options(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        CalibrationOptions(**{field: value})
+
+
+# ----------------------------------------------------------------------------- cheap paths
+# A linear encoder at the frames' size: fast, torch-free, enough for the bookkeeping.
+
+
+def test_too_few_frames() -> None:
+    with pytest.raises(CalibrationError, match='96 calibration frames are too few'):
+        calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(96))
+
+
+def test_short_sequences_skip_the_sequential_test() -> None:
+    lines: list[str] = []
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(240, groups=12), CalibrationOptions(target_far=0.05),
+                               log=lines.append)
+    (part,) = bundle.manifest.partitions
+    assert bundle.manifest.calibrated and part.cusum is None
+    assert report['sequential'] == 'skipped: no calibration sequence has 40 frames or more'
+    assert report['split'] == [120, 120] and report['frames'] == 240
+    assert part.calibration_scores.size == 120  # A only: B chose dims and tunes CUSUM
+    assert lines == ['partition all: 4/4 dims, two_sided tail',
+                     'sequential calibration skipped: the frames form no sequences long enough']
+
+
+@pytest.mark.parametrize('selection', ['paper', 'all'])
+def test_unlabelled_selection_rules(selection: str) -> None:
+    options = CalibrationOptions(target_far=0.05, partitions=('fog',), selection=selection,
+                                 sequential=False, paper_dims=2)
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(240, groups=6), options)
+    (part,) = bundle.manifest.partitions
+    details = report['partitions']['fog']
+    assert 'sequential' not in report and part.cusum is None
+    assert details['selection'] == selection and part.selection.value == selection
+    if selection == 'paper':  # one video per B sequence, graded training-range severities
+        assert details['videos'] == 3 and len(part.dims) == 2 and part.tail is Tail.UPPER
+    else:
+        assert part.dims == (0, 1, 2, 3) and part.tail is Tail.TWO_SIDED
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    """The encoder of a 'tiny' preset run (1 epoch on 8 drives), exported to a bundle."""
+    pytest.importorskip('torch')
+    from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.trainer import train, TrainConfig
+
+    run = tmp_path_factory.mktemp('calibration') / 'run'
+    train(drives(100, 8), run, TrainConfig(preset='tiny', epochs=1, threads=1, amp='off'),
+          progress=False)
+    return bundle_from_run(run, name='tiny-calibration')
+
+
+@pytest.fixture(scope='module')
+def calibrated(tiny_model: Bundle) -> tuple[Bundle, dict[str, Any], list[str]]:
+    """The tiny model calibrated on 16 held-out drives x 40 frames."""
+    lines: list[str] = []
+    options = CalibrationOptions(target_far=0.05, partitions=('all', 'rain', 'brightness'))
+    bundle, report = calibrate(tiny_model, drives(0, 16), options, log=lines.append)
+    return bundle, report, lines
+
+
+def test_calibrated_bundle(calibrated: tuple[Bundle, dict[str, Any], list[str]]) -> None:
+    bundle, report, _ = calibrated
+    manifest = bundle.manifest
+    assert manifest.calibrated and manifest.target_far == 0.05
+    assert [p.name for p in manifest.partitions] == ['all', 'rain', 'brightness']
+    generic, rain, brightness = manifest.partitions
+    assert generic.dims == tuple(range(8)) and generic.tail is Tail.TWO_SIDED
+    for part in manifest.partitions:
+        assert part.calibration_scores.size == 320  # the 8 drives of half A
+        assert part.cusum is not None and part.cusum.window == 20 and part.cusum.tau >= 1.0
+        details = report['partitions'][part.name]
+        assert details['dims'] == list(part.dims) and details['tail'] == part.tail.value
+        assert details['cusum']['tau'] == part.cusum.tau
+        assert details['cusum']['id_frames'] == 320 and details['cusum']['id_sequences'] == 8
+    for part in (rain, brightness):
+        assert part.selection is DimSelection.LABELLED
+        assert 0.5 < report['partitions'][part.name]['validation_auroc'] <= 1.0
+    # the generic partition is tuned on both named shifts, each named one on its own
+    assert report['partitions']['all']['cusum']['validation_sequences'] == 16
+    assert report['partitions']['rain']['cusum']['validation_sequences'] == 8
+
+
+def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any], list[str]],
+                                       tiny_model: Bundle, tmp_path: Path) -> None:
+    bundle, report, lines = calibrated
+    assert bundle.manifest.metrics['calibration'] is report
+    assert bundle.manifest.provenance == tiny_model.manifest.provenance
+    assert report['frames'] == 640 and report['split'] == [320, 320]
+    assert report['options']['selection'] == 'labelled'
+    assert len(lines) == 6 and lines[1].startswith('partition rain: ')
+    assert 'CUSUM delta' in lines[3]
+    json.dumps(report, allow_nan=False)  # JSON-safe: no inf, no numpy types
+    loaded = load_bundle(save_bundle(bundle, tmp_path / 'calibrated.vood'))
+    assert loaded.manifest.metrics['calibration'] == json.loads(json.dumps(report))
+    assert [p.cusum for p in loaded.manifest.partitions] == [
+        p.cusum for p in bundle.manifest.partitions]

@@ -1,0 +1,191 @@
+"""Sequence-level evaluation (evaluate/sequences.py) on constructed KL sequences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vae_ood_monitor.core.bundle import Bundle
+from vae_ood_monitor.core.manifest import CusumParams, Partition
+from vae_ood_monitor.core.typedefs import DecisionMode
+from vae_ood_monitor.evaluate.scores import kl_of_images
+from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
+                                                format_sequence_table, LabelledSequence,
+                                                segments, write_timelines)
+from vae_ood_monitor.evaluate.sequential import log_martingales, run_cusum
+from vood_testing import make_bundle, tiny_frames
+
+N = 40
+CUSUM = CusumParams(window=5, delta=0.5, tau=10.0)
+# calibration scores 1.0 .. 2.0, median 1.5, per-frame threshold 2.0
+PARTITION = Partition('all', (0, 1, 2, 3), calibration_scores=np.linspace(1.0, 2.0, 201),
+                      threshold=2.0, cusum=CUSUM)
+
+
+def _kl(sums: np.ndarray) -> np.ndarray:
+    """Per-dim KL (T, 4) whose rows sum to ``sums``."""
+    return np.repeat(np.asarray(sums, float)[:, None] / 4, 4, axis=1)
+
+
+def _truth(start: int, stop: int) -> np.ndarray:
+    truth = np.zeros(N, bool)
+    truth[start:stop] = True
+    return truth
+
+
+def _sequences() -> list[LabelledSequence]:
+    """Two clean drives (one with a single-frame spike), a clear m2 shift and a subtle m3 one."""
+    normal = np.full(N, 1.5)  # the ID median
+    spike, clear, subtle = normal.copy(), normal.copy(), normal.copy()
+    spike[10] = 10.0  # one frame far above the threshold
+    clear[20:] = 10.0
+    subtle[10:30] = 1.9  # below the per-frame threshold, but persistently high
+    return [LabelledSequence('id_0', 'none', 'id', _kl(normal), _truth(0, 0)),
+            LabelledSequence('id_1', 'none', 'id', _kl(spike), _truth(0, 0)),
+            LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(clear), _truth(20, 40)),
+            LabelledSequence('fog_m3_0', 'fog', 'm3', _kl(subtle), _truth(10, 30))]
+
+
+@pytest.fixture(scope='module')
+def bundle() -> Bundle:
+    return make_bundle().with_manifest(partitions=(PARTITION,))
+
+
+@pytest.fixture(scope='module')
+def evaluated(bundle: Bundle) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    return evaluate_sequences(bundle, _sequences())
+
+
+def _cusum_delay(seq: LabelledSequence) -> int:
+    """First frame of the OOD span where the runtime's CUSUM exceeds tau."""
+    statistic = run_cusum(log_martingales(PARTITION, seq.kl, CUSUM.window), CUSUM.delta,
+                          CUSUM.tau)
+    start = int(np.argmax(seq.truth))
+    return int(np.flatnonzero(statistic[start:] > CUSUM.tau)[0])
+
+
+@pytest.mark.parametrize(('truth', 'spans'), [
+    ([0, 1, 1, 0, 1], [(1, 3), (4, 5)]),
+    ([1, 1, 1], [(0, 3)]),
+    ([0, 0], []),
+    ([], []),
+    ([1, 0, 0, 1], [(0, 1), (3, 4)]),
+])
+def test_segments(truth: list[int], spans: list[tuple[int, int]]) -> None:
+    assert segments(np.asarray(truth, bool)) == spans
+
+
+def test_threshold_mode(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    summary, _ = evaluated
+    assert (summary['sequences'], summary['frames']) == (4, 160)
+    assert (summary['id_frames'], summary['ood_frames']) == (120, 40)
+    threshold = summary['modes']['threshold']
+    assert threshold['median_delay'] == 0.0 and threshold['p95_delay'] == 0.0  # rain at once
+    assert (threshold['missed_segments'], threshold['segments']) == (1, 2)  # subtle fog missed
+    assert threshold['false_alarms'] == 1  # the spike
+    assert threshold['false_alarms_per_1000_id_frames'] == pytest.approx(1000 / 120)
+    assert threshold['frame_detection_rate'] == 0.5  # 20 rain frames of 40 OOD frames
+
+
+def test_cusum_mode(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    summary, _ = evaluated
+    cusum = summary['modes']['cusum']
+    sequences = _sequences()
+    rain, fog = _cusum_delay(sequences[2]), _cusum_delay(sequences[3])
+    assert 0 < rain < fog < 20
+    assert cusum['median_delay'] == (rain + fog) / 2
+    assert (cusum['missed_segments'], cusum['false_alarms']) == (0, 0)  # no alarm on the spike
+    assert cusum['frame_detection_rate'] == pytest.approx((40 - rain - fog) / 40)
+    shifts = summary['shifts']
+    assert shifts['rain']['cusum']['median_delay'] == rain
+    assert shifts['fog']['cusum']['median_delay'] == fog
+
+
+def test_per_shift_breakdown(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    summary, _ = evaluated
+    shifts = summary['shifts']
+    assert set(shifts) == {'none', 'rain', 'fog'}
+    assert all(set(modes) == {'threshold', 'cusum'} for modes in shifts.values())
+    none = shifts['none']['threshold']
+    assert (none['segments'], none['false_alarms'], none['id_frames']) == (0, 1, 80)
+    assert none['median_delay'] is None and none['false_alarms_per_1000_id_frames'] == 12.5
+    assert shifts['fog']['threshold']['missed_segments'] == 1
+    assert shifts['rain']['threshold']['median_delay'] == 0.0
+    assert 0.9 < summary['auroc_evidence'] <= 1.0 and 0.5 < summary['auroc_cusum'] <= 1.0
+    json.dumps(summary, allow_nan=False)
+
+
+def test_traces(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    _, traces = evaluated
+    assert list(traces) == ['id_0', 'id_1', 'rain_m2_0', 'fog_m3_0']
+    spike = traces['id_1']
+    np.testing.assert_allclose(spike['score'][9:12], [1.5, 10.0, 1.5])
+    # the alert holds until the 10th quiet frame after the spike (clear_frames=10)
+    assert spike['alert.threshold'].tolist() == [False] * 10 + [True] * 10 + [False] * 20
+    assert not spike['alert.cusum'].any()
+    assert spike['p_value'][10] == pytest.approx(1 / 202)
+    assert spike['evidence'][10] > 1.0 > spike['evidence'][9]
+    rain = traces['rain_m2_0']
+    assert rain['cusum'][19] == 0.0 and rain['cusum'][-1] == pytest.approx(2.0)  # capped at 2 tau
+    assert (rain['shift'], rain['mode']) == ('rain', 'm2')
+
+
+def test_modes_follow_the_bundle(bundle: Bundle) -> None:
+    summary, traces = evaluate_sequences(bundle, _sequences(),
+                                         modes=(DecisionMode.THRESHOLD,))
+    assert list(summary['modes']) == ['threshold'] and 'auroc_cusum' not in summary
+    no_cusum = make_bundle()  # calibrated, threshold mode only
+    summary, traces = evaluate_sequences(no_cusum, _sequences())
+    assert list(summary['modes']) == ['threshold'] and 'cusum' not in traces['id_0']
+    clean = [s for s in _sequences() if s.shift == 'none']
+    summary, _ = evaluate_sequences(bundle, clean)  # no OOD frame: no AUROC to report
+    assert 'auroc_evidence' not in summary and summary['ood_frames'] == 0
+
+
+def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    table = format_sequence_table(evaluated[0]).splitlines()
+    assert table[0].startswith('| shift | decision | median delay |')
+    assert '| all sequences | threshold | 0 | 0.0 | 1/2 | 8.33 (1 in 120) | 50.0% |' in table
+    assert '| fog | threshold | - | - | 1/1 | 0.00 (0 in 20) | 0.0% |' in table
+    assert '| none | threshold | - | - | 0/0 | 12.50 (1 in 80) | 0.0% |' in table
+    rows = [line.split(' | ')[0] for line in table[2:] if line.startswith('|')]
+    assert rows == ['| all sequences'] * 2 + ['| fog'] * 2 + ['| none'] * 2 + ['| rain'] * 2
+    assert table[-1].startswith('Frame-level AUROC over all sequences: per-frame evidence ')
+    assert ', CUSUM 0.' in table[-1]
+
+
+def test_write_timelines(evaluated: tuple[dict[str, Any], dict[str, Any]], bundle: Bundle,
+                         tmp_path: Path) -> None:
+    written = write_timelines(evaluated[1], tmp_path / 'plots', bundle)
+    # one per (shift, mode) kind: the second clean drive is left out
+    assert [p.name for p in written] == ['timeline_id_0.png', 'timeline_rain_m2_0.png',
+                                         'timeline_fog_m3_0.png']
+    for path in written:
+        assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert len(write_timelines(evaluated[1], tmp_path / 'all', bundle, limit_per_kind=2)) == 4
+
+
+def test_build_sequences_on_tiny_frames() -> None:
+    bundle = make_bundle(30, 40)
+    frames = tiny_frames(96, groups=4)  # 4 sequences of 24 frames
+    sequences = build_sequences(bundle, frames, ['rain'], modes=('m2', 'm3'), per_kind=1)
+    assert [s.name for s in sequences] == ['id_0', 'id_1', 'id_2', 'id_3', 'rain_m2_0',
+                                           'rain_m3_0']
+    clean = kl_of_images(bundle, frames.images[:24])
+    np.testing.assert_allclose(sequences[0].kl, clean)
+    assert not any(s.truth.any() for s in sequences[:4])
+    m2, m3 = sequences[4], sequences[5]
+    assert np.flatnonzero(m2.truth).tolist() == list(range(12, 24))
+    assert np.flatnonzero(m3.truth).tolist() == list(range(6, 18))
+    for seq in (m2, m3):  # clean frames keep their KL, shifted ones change
+        assert (seq.shift, seq.kl.shape) == ('rain', (24, 4))
+        np.testing.assert_allclose(seq.kl[~seq.truth], clean[~seq.truth])
+        assert not np.allclose(seq.kl[seq.truth], clean[seq.truth])
+    every = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
+    assert len(every) == 4 + 2 * 4 and every[-1].name == 'rain_m1_3'
+    again = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
+    np.testing.assert_array_equal(every[-1].kl, again[-1].kl)  # seeded

@@ -1,0 +1,48 @@
+"""Batch scoring of frame arrays (evaluate/scores.py) against the core session and KL."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vae_ood_monitor.core.preprocess import Preprocessor
+from vae_ood_monitor.core.scoring import kl_per_dim
+from vae_ood_monitor.core.session import EncoderSession
+from vae_ood_monitor.evaluate.scores import batch_session, encode_images, kl_of_images
+from vood_testing import make_bundle, tiny_frames
+
+
+def test_kl_of_images_equals_core_kl_of_the_session_outputs() -> None:
+    bundle = make_bundle()
+    images = tiny_frames(7).images  # 30x40 frames, resized to the bundle's 12x16
+    mu, logvar = EncoderSession(bundle).encode(Preprocessor(bundle.manifest.input).batch(images))
+    expected = kl_per_dim(mu, logvar)
+    chunks: list[int] = []
+    kl = kl_of_images(bundle, images, batch=3, progress=chunks.append)
+    assert kl.shape == (7, 4) and kl.dtype == np.float64
+    np.testing.assert_allclose(kl, expected, rtol=1e-6)
+    assert chunks == [3, 3, 1]
+    np.testing.assert_allclose(kl_of_images(bundle, images), kl, rtol=1e-6)  # one batch
+
+
+def test_encode_images_with_another_encoder() -> None:
+    class Doubling:
+        """An encoder whose mu is twice the first pixel of each plane."""
+
+        def encode(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            mu = 2.0 * batch[:, :, 0, 0]
+            return mu, np.zeros_like(mu)
+
+    bundle = make_bundle()
+    images = tiny_frames(5).images
+    pre = Preprocessor(bundle.manifest.input)
+    mu, logvar = encode_images(Doubling(), pre, images, batch=2)
+    np.testing.assert_allclose(mu, 2.0 * pre.batch(images)[:, :, 0, 0])
+    assert mu.dtype == np.float32 and not logvar.any()
+    # KL of N(mu, 1) from N(0, 1) is mu^2 / 2
+    np.testing.assert_allclose(kl_of_images(bundle, images, encoder=Doubling()), mu ** 2 / 2,
+                               rtol=1e-6)
+
+
+def test_batch_session_skips_warm_up() -> None:
+    session = batch_session(make_bundle(), threads=1)
+    assert session.config.warmup == 0 and session.config.threads == 1

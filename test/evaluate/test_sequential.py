@@ -1,0 +1,149 @@
+"""Sequential calibration (evaluate/sequential.py): log martingales, CUSUM runs and the fit."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from hypothesis import given, settings, strategies as st
+import numpy as np
+import pytest
+
+from vae_ood_monitor.core.cusum import Cusum
+from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.manifest import Partition
+from vae_ood_monitor.core.typedefs import Tail
+from vae_ood_monitor.evaluate.sequential import (fit_cusum, log_martingales, MIN_TAU,
+                                                 run_cusum, SequentialFit)
+
+ONSET, LENGTH, WINDOW = 60, 120, 10
+
+
+def _partition(tail: Tail = Tail.UPPER) -> Partition:
+    scores = np.random.default_rng(0).gamma(4.0, 1.0, 1000)
+    return Partition('all', (0, 1), calibration_scores=scores, threshold=float(scores.max()),
+                     threshold_low=float(scores.min()), tail=tail)
+
+
+def _id_sequences(count: int = 10, seed: int = 1) -> list[np.ndarray]:
+    """In-distribution KL (T, 2) with iid per-frame noise: the dims sum to gamma(4, 1)."""
+    rng = np.random.default_rng(seed)
+    return [rng.gamma(2.0, 1.0, (LENGTH, 2)) for _ in range(count)]
+
+
+def _shifted(count: int = 6, seed: int = 2) -> list[tuple[np.ndarray, int]]:
+    """The same noise with a clear jump (scores x3) from frame ONSET on."""
+    out = []
+    for kl in _id_sequences(count, seed):
+        kl[ONSET:] *= 3.0
+        out.append((kl, ONSET))
+    return out
+
+
+def test_log_martingale_by_hand() -> None:
+    part = Partition('p', (0,), calibration_scores=[1.0, 2.0, 3.0, 4.0], threshold=4.0)
+    log_m = log_martingales(part, np.array([[5.0], [0.0]]), window=20)
+    # p = 1/5, then 5/5. One p-value: M = integral of e p^(e-1) de = (1/p - 1 - a) / a^2 with
+    # a = -log p; the second adds p = 1, so M = integral of e^2 p1^(e-1) de.
+    a = math.log(5.0)
+    assert log_m[0] == pytest.approx(math.log((5.0 - 1.0 - a) / a ** 2))
+    grid = np.linspace(0.0, 1.0, 200_001)
+    second = np.trapezoid(grid ** 2 * 0.2 ** (grid - 1.0), grid)
+    assert log_m[1] == pytest.approx(math.log(second), rel=1e-6)
+    # a window of one frame forgets the past: p = 1 gives M = 1/2
+    assert log_martingales(part, np.array([[5.0], [0.0]]), window=1)[1] == pytest.approx(
+        -math.log(2.0))
+
+
+def test_log_martingale_follows_the_tail() -> None:
+    low = np.array([[0.01, 0.01]] * 5)  # far below every calibration score
+    assert log_martingales(_partition(Tail.LOWER), low, WINDOW)[-1] > 3.0
+    assert log_martingales(_partition(Tail.UPPER), low, WINDOW)[-1] < 0.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-20, 20), min_size=1, max_size=60), st.floats(-2, 5),
+       st.floats(0.1, 30), st.none() | st.floats(1.0, 3.0))
+def test_run_cusum_equals_core_cusum(log_m: list[float], delta: float, tau: float,
+                                     cap: float | None) -> None:
+    cap = None if cap is None else cap * tau
+    statistics = run_cusum(np.asarray(log_m), delta, tau, cap)
+    cusum = Cusum(delta, tau, cap)
+    expected = [cusum.update(v).statistic for v in log_m]
+    np.testing.assert_array_equal(statistics, expected)
+    assert (statistics >= 0).all()
+
+
+def test_fit_gives_no_false_alarms_and_detects_every_shift() -> None:
+    part, id_sequences, shifted = _partition(), _id_sequences(), _shifted()
+    fit = fit_cusum(part, id_sequences, shifted, window=WINDOW)
+    params = fit.params
+    assert fit.partition == 'all' and params.window == WINDOW
+    assert (fit.id_frames, fit.id_sequences, fit.validation_sequences) == (1200, 10, 6)
+    assert fit.id_alarms == 0 and fit.missed == 0
+    assert fit.median_delay <= 10 and fit.p95_delay <= 15
+    cap = 2.0 * params.tau
+    for kl in id_sequences:  # checked again with the runtime's classes
+        statistic = run_cusum(log_martingales(part, kl, WINDOW), params.delta, params.tau, cap)
+        assert not (statistic > params.tau).any()
+    delays = []
+    for kl, onset in shifted:
+        statistic = run_cusum(log_martingales(part, kl, WINDOW), params.delta, params.tau, cap)
+        delays.append(int(np.flatnonzero(statistic[onset:] > params.tau)[0]))
+    assert fit.median_delay == np.median(delays)
+    # the chosen candidate is listed, and no candidate with zero alarms detects more, faster
+    chosen = next(c for c in fit.candidates if c['delta'] == params.delta)
+    assert chosen['tau'] == params.tau
+    assert all((c['missed'], c['median_delay']) >= (0, fit.median_delay)
+               for c in fit.candidates if c['id_alarms'] == 0)
+
+
+def test_tau_sits_just_above_the_in_distribution_maximum() -> None:
+    part, id_sequences = _partition(), _id_sequences()
+    margin = 0.25
+    fit = fit_cusum(part, id_sequences, _shifted(), window=WINDOW, margin=margin,
+                    quantiles=(0.9,))
+    (candidate,) = fit.candidates
+    pooled = np.concatenate([log_martingales(part, kl, WINDOW) for kl in id_sequences])
+    assert candidate['delta'] == pytest.approx(np.quantile(pooled, 0.9))
+    highest = max(run_cusum(log_martingales(part, kl, WINDOW), candidate['delta'], 1e300).max()
+                  for kl in id_sequences)
+    assert candidate['tau'] == pytest.approx(max(MIN_TAU, highest * (1 + margin)))
+
+
+def test_allowed_alarms_lower_tau() -> None:
+    """target_rate x ID frames alarm onsets are allowed: 1200 x 2.5e-3 = 3."""
+    part, id_sequences, shifted = _partition(), _id_sequences(), _shifted()
+    strict = fit_cusum(part, id_sequences, shifted, window=WINDOW, quantiles=(0.5,), margin=0.0)
+    loose = fit_cusum(part, id_sequences, shifted, window=WINDOW, quantiles=(0.5,), margin=0.0,
+                      target_rate=2.5e-3)
+    assert strict.id_alarms == 0
+    assert 0 < loose.id_alarms <= 3
+    assert loose.params.tau < strict.params.tau
+    assert loose.median_delay <= strict.median_delay
+
+
+def test_as_dict_is_json_safe() -> None:
+    part, id_sequences = _partition(), _id_sequences()
+    hopeless = [(kl, ONSET) for kl in _id_sequences(2, seed=3)]  # no shift: never detected
+    fit = fit_cusum(part, id_sequences, hopeless, window=WINDOW)
+    assert fit.missed == 2 and math.isinf(fit.median_delay)
+    data = fit.as_dict()
+    assert data['median_delay'] is None and data['p95_delay'] is None
+    assert all(c['median_delay'] is None for c in data['candidates'])
+    text = json.dumps(data, allow_nan=False)
+    assert json.loads(text)['window'] == WINDOW and 'delta' in data and 'tau' in data
+    assert isinstance(fit, SequentialFit)
+
+
+def test_fit_errors() -> None:
+    part = _partition()
+    with pytest.raises(CalibrationError, match='needs held-out in-distribution sequences'):
+        fit_cusum(part, [], _shifted(1))
+    with pytest.raises(CalibrationError, match='needs held-out in-distribution sequences'):
+        fit_cusum(part, [np.zeros((0, 2))], _shifted(1))
+    with pytest.raises(CalibrationError, match='validation sequences with a shift'):
+        fit_cusum(part, _id_sequences(1), [])
+    with pytest.raises(CalibrationError, match='Only 30 in-distribution frames for sequential '
+                       'calibration with window 20'):
+        fit_cusum(part, [np.ones((30, 2))], _shifted(1), window=20)

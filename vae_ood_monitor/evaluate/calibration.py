@@ -1,0 +1,220 @@
+"""The whole calibration of a bundle from held-out in-distribution frames.
+
+1. Split the frames into two halves of whole sequences: **A** gives the conformal calibration
+   scores and per-frame thresholds; **B** chooses each partition's latent dims and tail and
+   calibrates the sequential test. Keeping them apart keeps the p-values honest.
+2. Partitions: ``all`` (every latent dim, two-sided: a generic detector for shifts nobody
+   anticipated) and/or one per named shift (e.g. ``rain``, ``brightness``), whose dims and tail
+   are chosen by the labelled rule (validation AUROC on B frames with that shift applied at a
+   test-range severity), the paper's rule (calibration videos at graded training-range
+   severities) or all dims.
+3. Per-frame thresholds at the target false-alarm rate, split evenly between partitions.
+4. Sequential test: the CUSUM drift and threshold of every partition from B's sequences (clean,
+   and with validation shifts starting half-way), see :mod:`.sequential`.
+
+The report (what was chosen and why, with validation figures) goes into the manifest's metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.errors import CalibrationError, ConfigError
+from vae_ood_monitor.core.typedefs import DimSelection, Tail
+from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift_frames,
+                                         ShiftKind, ShiftProcess)
+from vae_ood_monitor.evaluate.calibrate import calibrate_partitions, PartitionPlan
+from vae_ood_monitor.evaluate.scores import kl_of_images
+from vae_ood_monitor.evaluate.selection import labelled_dims, paper_dims
+from vae_ood_monitor.evaluate.sequential import fit_cusum
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from vae_ood_monitor.core.bundle import Bundle
+    from vae_ood_monitor.core.typedefs import Encoder
+    from vae_ood_monitor.data.dataset import FrameArray
+
+__all__ = ['CalibrationOptions', 'calibrate', 'split_for_calibration']
+
+GENERIC = 'all'
+#: Offset of the seeds of validation shifts (evaluation uses the plain seed).
+VALIDATION_SEED = 7919
+
+
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """Calibration settings (validated here for the CLI and the demo alike)."""
+
+    target_far: float = 0.01
+    partitions: tuple[str, ...] = (GENERIC,)
+    selection: DimSelection = DimSelection.LABELLED
+    sequential: bool = True
+    window: int = 20
+    alarm_rate: float = 1e-4
+    margin: float = 0.25
+    validation_shifts: tuple[str, ...] = ()
+    cusum_cap: float = 2.0
+    paper_dims: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        partitions = tuple(self.partitions)
+        kinds = {k.value for k in ShiftKind}
+        unknown = [p for p in partitions if p != GENERIC and p not in kinds]
+        if not partitions or unknown or len(set(partitions)) != len(partitions):
+            raise ConfigError(f'Partitions {list(partitions)!r} must be distinct names from: '
+                              f'{GENERIC}, {", ".join(sorted(kinds))}.')
+        object.__setattr__(self, 'partitions', partitions)
+        try:
+            object.__setattr__(self, 'selection', DimSelection(self.selection))
+        except ValueError:
+            raise ConfigError(f'selection {self.selection!r} is not supported; choose one of: '
+                              f'{", ".join(s.value for s in DimSelection)}.') from None
+        shifts = tuple(self.validation_shifts)
+        if any(s not in kinds for s in shifts):
+            raise ConfigError(f'Validation shifts {list(shifts)!r} must be among: '
+                              f'{", ".join(sorted(kinds))}.')
+        object.__setattr__(self, 'validation_shifts', shifts)
+        if not 0 < self.target_far < 0.5 or not 0 < self.alarm_rate < 1:
+            raise ConfigError(f'target_far {self.target_far!r} must be in (0, 0.5) and '
+                              f'alarm_rate {self.alarm_rate!r} in (0, 1).')
+        if self.window < 1 or self.margin < 0 or self.paper_dims < 1:
+            raise ConfigError('window and paper_dims must be >= 1 and margin >= 0.')
+
+    @property
+    def shifts_for_delta(self) -> tuple[str, ...]:
+        """Shifts whose validation sequences tune the generic partition's CUSUM drift.
+
+        Each named partition is tuned on its own shift.
+        """
+        named = tuple(p for p in self.partitions if p != GENERIC)
+        return self.validation_shifts or named or ('rain', 'brightness')
+
+
+def split_for_calibration(frames: FrameArray) -> tuple[FrameArray, FrameArray]:
+    """Split into (A, B) by alternating whole sequences (in time halves if there is only one)."""
+    groups = np.unique(frames.groups)
+    if len(groups) >= 2:
+        in_b = np.isin(frames.groups, groups[1::2])
+        return frames.subset(~in_b), frames.subset(in_b)
+    first, second = frames.split_groups(0.5)
+    return first, second
+
+
+def _sequences(frames: FrameArray) -> list[NDArray[np.intp]]:
+    return [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
+
+
+def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | None = None, *,
+              encoder: Encoder | None = None,
+              log: Callable[[str], None] | None = None) -> tuple[Bundle, dict[str, Any]]:
+    """Calibrate ``bundle`` on held-out in-distribution ``frames``; return it and a report."""
+    options = options or CalibrationOptions()
+    say = log or (lambda _text: None)
+    part_a, part_b = split_for_calibration(frames)
+    if len(part_a) < 100 or len(part_b) < 2 * options.window:
+        raise CalibrationError(f'{len(frames)} calibration frames are too few; give at least a '
+                               'few hundred held-out in-distribution frames (several sequences).')
+
+    def kl(images: NDArray[np.uint8]) -> NDArray[np.float64]:
+        return kl_of_images(bundle, images, encoder=encoder)
+
+    kl_a, kl_b = kl(part_a.images), kl(part_b.images)
+    latent = bundle.manifest.model.latent_dim
+    report: dict[str, Any] = {'frames': len(frames), 'split': [len(part_a), len(part_b)],
+                              'options': _jsonable(asdict(options)), 'partitions': {}}
+    plans = []
+    for name in options.partitions:
+        plan, details = _plan(name, options, kl_b, part_b, kl)
+        plans.append(plan)
+        report['partitions'][name] = details
+        say(f'partition {name}: {len(plan.dims)}/{latent} dims, {plan.tail.value} tail'
+            + (f', validation AUROC {details["validation_auroc"]:.3f}'
+               if 'validation_auroc' in details else ''))
+    calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans)
+    partitions = list(calibrated.manifest.partitions)
+    sequences_b = [kl_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
+    if options.sequential and sequences_b:
+        shifted = _validation_sequences(part_b, options, kl)
+        for number, part in enumerate(partitions):
+            # a shift's own partition is tuned to that shift, the generic one to all of them
+            mine = shifted.get(part.name) or [s for group in shifted.values() for s in group]
+            fit = fit_cusum(part, sequences_b, mine, window=options.window,
+                            target_rate=options.alarm_rate, margin=options.margin,
+                            cusum_cap=options.cusum_cap)
+            partitions[number] = replace(part, cusum=fit.params)
+            report['partitions'][part.name]['cusum'] = fit.as_dict()
+            say(f'partition {part.name}: CUSUM delta {fit.params.delta:.3f} tau '
+                f'{fit.params.tau:.2f}; validation median delay {fit.median_delay:g} frames, '
+                f'{fit.missed} missed, {fit.id_alarms} alarms in {fit.id_frames} ID frames')
+    elif options.sequential:
+        report['sequential'] = (f'skipped: no calibration sequence has {2 * options.window} '
+                                'frames or more')
+        say('sequential calibration skipped: the frames form no sequences long enough')
+    metrics = {**bundle.manifest.metrics, 'calibration': report}
+    return calibrated.with_manifest(partitions=tuple(partitions), metrics=metrics), report
+
+
+def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
+          part_b: FrameArray, kl: Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+          ) -> tuple[PartitionPlan, dict[str, Any]]:
+    latent = kl_b.shape[1]
+    every = tuple(range(latent))
+    if name == GENERIC:
+        return (PartitionPlan(name, every, DimSelection.ALL, Tail.TWO_SIDED),
+                {'dims': list(every), 'selection': 'all', 'tail': 'two_sided'})
+    if options.selection is DimSelection.ALL:
+        return (PartitionPlan(name, every, DimSelection.ALL, Tail.TWO_SIDED),
+                {'dims': list(every), 'selection': 'all', 'tail': 'two_sided'})
+    if options.selection is DimSelection.PAPER:
+        videos = []
+        lo, hi = SEVERITY_RANGES[ShiftKind(name)]['train']
+        sequences = _sequences(part_b)
+        for number, idx in enumerate(sequences):
+            level = lo + (hi - lo) * number / max(1, len(sequences) - 1)
+            process = ShiftProcess(name, level, options.seed + number)
+            videos.append(kl(np.stack([process(img, i) for i, img in
+                                       enumerate(part_b.images[idx])])))
+        dims = paper_dims(videos, options.paper_dims)
+        return (PartitionPlan(name, dims, DimSelection.PAPER, Tail.UPPER),
+                {'dims': list(dims), 'selection': 'paper', 'tail': 'upper',
+                 'videos': len(videos)})
+    shifted = kl(shift_frames(part_b.images, name, 'test', options.seed + VALIDATION_SEED))
+    dims, tail, auroc = labelled_dims(kl_b, shifted)
+    return (PartitionPlan(name, dims, DimSelection.LABELLED, tail),
+            {'dims': list(dims), 'selection': 'labelled', 'tail': tail.value,
+             'validation_auroc': auroc})
+
+
+def _validation_sequences(part_b: FrameArray, options: CalibrationOptions,
+                          kl: Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+                          ) -> dict[str, list[tuple[NDArray[np.float64], int]]]:
+    """B's sequences with each validation shift applied from the middle on (mode m2)."""
+    out: dict[str, list[tuple[NDArray[np.float64], int]]] = {}
+    rng = np.random.default_rng([options.seed, 104729])
+    kinds = dict.fromkeys(options.shifts_for_delta + tuple(
+        p for p in options.partitions if p != GENERIC))
+    for kind in kinds:
+        for number, idx in enumerate(_sequences(part_b)):
+            if len(idx) < 2 * options.window:
+                continue
+            onset = len(idx) // 2
+            process = ShiftProcess(kind, sample_severity(kind, 'test', rng),
+                                   options.seed + 1000 + number)
+            images = part_b.images[idx].copy()
+            for i in range(onset, len(idx)):
+                images[i] = process(images[i], i - onset)
+            out.setdefault(kind, []).append((kl(images), onset))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return getattr(value, 'value', value)
