@@ -53,6 +53,8 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
     if kind is None and seq_mode is not SequenceMode.ID:
         raise ConfigError(f'--mode {seq_mode.value} needs --shift; without a shift only --mode '
                           'id makes sense.')
+    if kind is not None:  # a bad --severity fails before the progress bar starts
+        _severity(kind, severity, np.random.default_rng(seed), sample_severity)
     config = SceneConfig(width=size[0], height=size[1])
     rng = np.random.default_rng(seed)
     period_ns = int(round(1e9 / config.fps))

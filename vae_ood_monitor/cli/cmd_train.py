@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from vae_ood_monitor.cli.common import add_force, check_output, tqdm_progress
+from vae_ood_monitor.cli.options import add_calibration_options, add_data_options
 
 __all__ = ['register']
-
-
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that reads frame sources."""
-    parser.add_argument('--skip-first', type=int, default=0, metavar='N',
-                        help='drop the first N frames of every source (e.g. robot on a desk)')
-    parser.add_argument('--stride', type=int, default=1, metavar='N',
-                        help='keep every N-th frame')
-    parser.add_argument('--limit', type=int, default=None, metavar='N',
-                        help='use at most N frames in total')
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -57,8 +49,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--name', default=None, help='bundle name (default: run folder name)')
     parser.add_argument('--calibrate', nargs='+', default=None, metavar='DATA',
                         help='held-out in-distribution frames to calibrate with right away')
-    parser.add_argument('--target-far', type=float, default=0.01,
-                        help='per-frame false-alarm rate for the threshold (default 0.01)')
+    add_calibration_options(parser)
+    add_data_options(parser)
     add_force(parser)
     parser.set_defaults(func=_export)
 
@@ -82,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     info = train(frames, args.out, config, resume=args.resume, force=args.force,
                  progress=not args.no_progress)
     last = info.history[-1] if info.history else {}
+    if int(os.environ.get('RANK', '0')) != 0:  # under torchrun only rank 0 reports
+        return 0
     print(f'trained {info.preset} on {len(frames)} frames -> {info.path} '
           f'(final loss {last.get("loss", float("nan")):.1f}, '
           f'val {last.get("val_loss", float("nan")):.1f})')
@@ -95,8 +89,11 @@ def _export(args: argparse.Namespace) -> int:
     check_output(args.out, args.force)
     bundle = bundle_from_run(args.run, name=args.name)
     if args.calibrate:
-        from vae_ood_monitor.cli.cmd_eval import calibrate_bundle
-        bundle = calibrate_bundle(bundle, args.calibrate, target_far=args.target_far)
+        from vae_ood_monitor.cli.options import calibration_options, load_for_bundle
+        from vae_ood_monitor.evaluate.calibration import calibrate
+        frames = load_for_bundle(bundle, args.calibrate, args)
+        bundle, _ = calibrate(bundle, frames, calibration_options(args),
+                              log=lambda text: print(f'  {text}'))
     save_bundle(bundle, args.out, force=args.force)
     info = bundle.manifest.model
     state = 'calibrated' if bundle.manifest.calibrated else 'not calibrated yet'

@@ -1,0 +1,130 @@
+"""Evaluate the whole pipeline on real camera frames: ../shared/data/donkeycar_mat_track.
+
+Trains the default preset on tubs 5 and 6 (a small car on a dark mat track; frames 0-5 of
+tub 5 show the car on a desk and are dropped), calibrates on held-out stretches of the same
+tubs, and reports frame-level AUROC for
+
+* tub 10 (a bare granite floor with tape lanes: a natural shift),
+* held-out in-distribution frames with test-range rain and brightness (the paper's protocol),
+  and the other synthetic shifts for reference,
+
+plus the sequential decision on sequences (held-out stretches as in-distribution sequences,
+tub 10 stretches as all-OOD sequences, and shifted copies of the held-out stretches in modes
+m1, m2 and m3). The tubs are split into 100-frame stretches assigned in turn to training (3 of
+5), calibration (1 of 5) and test (1 of 5), so that neighbouring near-duplicate frames never
+straddle training and test.
+
+This is an evaluation script, not a unit test: it trains for several minutes. The frames are
+evaluation data only and never leave ../shared.
+
+    python scripts/eval_donkeycar.py [--data ../shared/data/donkeycar_mat_track] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'donkeycar_mat_track'
+
+
+def split_stretches(frames, length: int = 100):  # type: ignore[no-untyped-def]
+    """Return (train, calib, test) FrameArrays: stretches of ``length`` frames assigned 3:1:1."""
+    from vae_ood_monitor.data.dataset import FrameArray
+
+    part = np.zeros(len(frames), np.int8)
+    groups = np.zeros(len(frames), np.int32)
+    stretch = 0
+    for group in np.unique(frames.groups):
+        where = np.flatnonzero(frames.groups == group)
+        for start in range(0, len(where), length):
+            idx = where[start:start + length]
+            part[idx] = (0, 0, 0, 1, 2)[stretch % 5]
+            groups[idx] = stretch
+            stretch += 1
+    names = tuple(f'stretch{i}' for i in range(stretch))
+    relabelled = FrameArray(frames.images, frames.labels, frames.stamps, groups, names)
+    return tuple(relabelled.subset(part == k) for k in range(3))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the evaluation and print/write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--data', type=Path, default=DEFAULT_DATA)
+    parser.add_argument('--out', type=Path, default=ROOT / 'work' / 'donkeycar')
+    parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true')
+    parser.add_argument('--run', type=Path, default=None,
+                        help='reuse a finished training run instead of training')
+    args = parser.parse_args(argv)
+    if not args.data.is_dir():
+        print(f'{args.data} not found: the real frames live in ../shared (evaluation only).')
+        return 2
+
+    from vae_ood_monitor.cli.common import check_output
+    from vae_ood_monitor.cli.cmd_eval import describe_partitions
+    from vae_ood_monitor.cli.options import ALL_SHIFTS
+    from vae_ood_monitor.core.bundle import save_bundle
+    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.shifts import shift_frames
+    from vae_ood_monitor.data.sources import TubSource
+    from vae_ood_monitor.evaluate.calibration import calibrate, CalibrationOptions
+    from vae_ood_monitor.evaluate.report import evaluate_kl, format_table, write_report
+    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
+                                                    format_sequence_table, LabelledSequence)
+    from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.trainer import train, TrainConfig
+
+    check_output(args.out, args.force, remove=True)
+    args.out.mkdir(parents=True)
+    started = time.monotonic()
+    tubs = {n: args.data / f'tub_{n}_24-04-23' for n in (5, 6, 10)}
+    in_dist = load_frames([TubSource(tubs[5], skip_first=6), TubSource(tubs[6])], 120, 160)
+    train_set, calib_set, test_set = split_stretches(in_dist)
+    ood_floor = load_frames([TubSource(tubs[10])], 120, 160)
+    print(f'frames: train {len(train_set)}, calibration {len(calib_set)}, test '
+          f'{len(test_set)}, tub 10 {len(ood_floor)}')
+    run = args.run
+    if run is None:
+        run = args.out / 'run'
+        train(train_set, run, TrainConfig(preset='default', epochs=args.epochs, seed=args.seed))
+        print(f'trained ({time.monotonic() - started:.0f} s so far)')
+    bundle = bundle_from_run(run, name='donkeycar-default')
+    bundle, _ = calibrate(bundle, calib_set, CalibrationOptions(
+        partitions=('all', 'rain', 'brightness'), seed=args.seed), log=print)
+    save_bundle(bundle, args.out / 'model.vood')
+    id_kl = kl_of_images(bundle, test_set.images)
+    ood = {'tub10 (granite floor)': kl_of_images(bundle, ood_floor.images)}
+    for kind in ALL_SHIFTS:
+        ood[kind] = kl_of_images(bundle, shift_frames(test_set.images, kind, 'test', args.seed))
+    evaluation = evaluate_kl(bundle, id_kl, ood)
+    sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=args.seed)
+    floor_kl = ood['tub10 (granite floor)']
+    for start in range(0, len(floor_kl), 100):
+        chunk = floor_kl[start:start + 100]
+        sequences.append(LabelledSequence(f'tub10_{start}', 'tub10', 'm1', chunk,
+                                          np.ones(len(chunk), bool)))
+    summary, _ = evaluate_sequences(bundle, sequences)
+    evaluation.extra['sequences'] = summary
+    table = format_sequence_table(summary)
+    write_report(evaluation, args.out / 'report', title='Real frames: donkeycar mat track',
+                 notes='## Sequences\n\n' + table + '\n\n' + describe_partitions(bundle))
+    print(describe_partitions(bundle))
+    print(format_table(evaluation))
+    print(table)
+    print(f'total {time.monotonic() - started:.0f} s; report in {args.out / "report"}')
+    (args.out / 'summary.json').write_text(json.dumps(evaluation.to_dict(), indent=1,
+                                                      default=str))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""``vae-ood train`` and ``vae-ood export`` (cli/cmd_train.py) on synthetic folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vae_ood_monitor.cli.main import main
+from vae_ood_monitor.core.bundle import load_bundle
+
+TRAIN = ('--preset', 'tiny', '--epochs', '1', '--threads', '1', '--amp', 'off', '--no-progress')
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Training drives (4 x 24 frames), held-out drives (8 x 30) and a run trained by the CLI."""
+    root = tmp_path_factory.mktemp('train_cli')
+    size = ('--size', '40x30')
+    assert main(['synth', str(root / 'train'), '--sequences', '4', '--frames', '24', *size]) == 0
+    assert main(['synth', str(root / 'calib'), '--sequences', '8', '--frames', '30', '--seed',
+                 '100', *size]) == 0
+    assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TRAIN]) == 0
+    return root
+
+
+def test_train_writes_a_complete_run(work: Path) -> None:
+    meta = json.loads((work / 'run' / 'run.json').read_text())
+    assert meta['complete'] is True and meta['preset'] == 'tiny' and meta['world_size'] == 1
+    assert meta['config']['epochs'] == 1 and meta['data']['frames'] == 96
+    assert [h['epoch'] for h in meta['history']] == [1]
+    assert (work / 'run' / 'model.pt').is_file()
+
+
+def test_train_prints_a_summary(work: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+                       '--limit', 48, '--no-augment', '--seed', 3)
+    assert code == 0
+    assert out.startswith(f'trained tiny on 48 frames -> {tmp_path / "run"} (final loss ')
+    meta = json.loads((tmp_path / 'run' / 'run.json').read_text())
+    assert meta['config']['augment'] == [] and meta['config']['seed'] == 3
+
+
+def test_train_refuses_an_existing_out(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (work / 'run' / 'model.pt').read_bytes()
+    code, _, err = run(capsys, 'train', work / 'train', '--out', work / 'run', *TRAIN)
+    assert code == 2
+    assert err == (f"vae-ood train: error: Output {str(work / 'run')!r} exists; choose another "
+                   'path or pass --force to overwrite it.\n')
+    assert (work / 'run' / 'model.pt').read_bytes() == before
+
+
+def test_train_unknown_preset(work: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', '--preset',
+                       'huge')
+    assert code == 2
+    assert err == ("vae-ood train: error: Unknown preset 'huge'; choose one of: tiny, default, "
+                   'paper.\n')
+    assert not (tmp_path / 'run').exists()
+
+
+def test_export(work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'model.vood'
+    code, stdout, _ = run(capsys, 'export', work / 'run', '--out', out)
+    assert code == 0
+    assert stdout.startswith(f'exported {out} (') and stdout.endswith('not calibrated yet)\n')
+    bundle = load_bundle(out)
+    assert bundle.name == 'run' and not bundle.manifest.calibrated
+    assert bundle.manifest.model.latent_dim == 8 and bundle.manifest.provenance['preset'] == 'tiny'
+    assert f'sha256 {bundle.short_hash}' in stdout
+    code, _, err = run(capsys, 'export', work / 'run', '--out', out, '--name', 'other')
+    assert code == 2 and 'exists' in err and load_bundle(out).name == 'run'
+    assert run(capsys, 'export', work / 'run', '--out', out, '--name', 'other', '--force')[0] == 0
+    assert load_bundle(out).name == 'other'
+
+
+def test_export_of_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, 'export', tmp_path / 'nothing', '--out', tmp_path / 'm.vood')
+    assert code == 2
+    assert err == (f"vae-ood export: error: {str(tmp_path / 'nothing')!r} is not a training run "
+                   '(no run.json); pass the directory given to `vae-ood train --out`.\n')
+    assert not (tmp_path / 'm.vood').exists()
+
+
+def test_export_and_calibrate(work: Path, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / 'calibrated.vood'
+    code, stdout, err = run(capsys, 'export', work / 'run', '--out', out, '--calibrate',
+                            work / 'calib', '--target-far', 0.05, '--window', 10)
+    assert code == 0, err
+    assert '  partition all: 8/8 dims, two_sided tail\n' in stdout
+    assert '  partition all: CUSUM delta ' in stdout and stdout.endswith(', calibrated)\n')
+    manifest = load_bundle(out).manifest
+    assert manifest.calibrated and manifest.target_far == 0.05
+    (part,) = manifest.partitions
+    assert part.calibration_scores.size == 120 and part.cusum.window == 10
+    assert manifest.metrics['calibration']['frames'] == 240

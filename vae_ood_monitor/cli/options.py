@@ -1,0 +1,74 @@
+"""Command-line options shared by several subcommands (data loading, calibration)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Sequence, TYPE_CHECKING
+
+from vae_ood_monitor.cli.common import tqdm_progress
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.core.bundle import Bundle
+    from vae_ood_monitor.data.dataset import FrameArray
+    from vae_ood_monitor.evaluate.calibration import CalibrationOptions
+
+__all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'calibration_options',
+           'load_for_bundle']
+
+#: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
+ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
+              'objects')
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that reads frame sources."""
+    parser.add_argument('--skip-first', type=int, default=0, metavar='N',
+                        help='drop the first N frames of every source (e.g. robot on a desk)')
+    parser.add_argument('--stride', type=int, default=1, metavar='N',
+                        help='keep every N-th frame')
+    parser.add_argument('--limit', type=int, default=None, metavar='N',
+                        help='use at most N frames in total')
+
+
+def add_calibration_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the calibration (shared by calibrate, export --calibrate and compress)."""
+    group = parser.add_argument_group('calibration')
+    group.add_argument('--target-far', type=float, default=0.01,
+                       help='per-frame false-alarm rate of the whole detector (default 0.01)')
+    group.add_argument('--partitions', nargs='+', default=['all'], metavar='NAME',
+                       help="'all' (every latent dim, two-sided: unforeseen shifts) and/or shift "
+                       f'names ({", ".join(ALL_SHIFTS)}) with their own dims (default: all)')
+    group.add_argument('--select', default='labelled', choices=['labelled', 'paper', 'all'],
+                       help='how shift partitions choose their dims (default labelled)')
+    group.add_argument('--no-sequential', action='store_true',
+                       help='skip the CUSUM calibration (per-frame thresholds only)')
+    group.add_argument('--window', type=int, default=20,
+                       help='martingale window in frames (paper: 20)')
+    group.add_argument('--alarm-rate', type=float, default=1e-4,
+                       help='CUSUM false alarms allowed per in-distribution frame (default 1e-4)')
+    group.add_argument('--margin', type=float, default=0.25,
+                       help='safety margin on the CUSUM threshold (default 0.25 = +25 %%)')
+    group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
+                       help="shifts that tune the 'all' partition's CUSUM (default: the "
+                       'named partitions, else rain and brightness)')
+    group.add_argument('--seed', type=int, default=0, help='seed of the validation shifts')
+
+
+def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
+    """Build validated calibration options from parsed arguments."""
+    from vae_ood_monitor.evaluate.calibration import CalibrationOptions
+
+    return CalibrationOptions(
+        target_far=args.target_far, partitions=tuple(args.partitions), selection=args.select,
+        sequential=not args.no_sequential, window=args.window, alarm_rate=args.alarm_rate,
+        margin=args.margin, validation_shifts=tuple(args.validation_shifts), seed=args.seed)
+
+
+def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None) -> FrameArray:
+    """Load frames at the bundle's input size with its interpolation."""
+    from vae_ood_monitor.data.dataset import load_frames
+
+    spec = bundle.manifest.input
+    return load_frames(paths, spec.height, spec.width, spec.interpolation,
+                       limit=getattr(args, 'limit', None), stride=getattr(args, 'stride', 1),
+                       skip_first=getattr(args, 'skip_first', 0), progress=tqdm_progress)
