@@ -1,0 +1,159 @@
+"""``vae-ood compress``: find the fastest detector within an AUROC budget of the teacher.
+
+Wires the training layer's search (distillation, structured pruning, int8/fp16) to the
+evaluation layer (calibration, per-shift AUROC, side-by-side latency benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+import shutil
+from typing import Any, TYPE_CHECKING
+
+from vae_ood_monitor.cli.common import add_force, check_output
+from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS,
+                                         calibration_options)
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.train.search import Candidate
+
+__all__ = ['register']
+
+DEFAULT_SHIFTS = ('rain', 'brightness', 'fog', 'snow')
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the compress command."""
+    parser = commands.add_parser(
+        'compress', help='search students x pruning x precision for the fastest detector '
+        'within an AUROC budget',
+        description='Distils student encoders (narrower, smaller input), prunes channels '
+        'physically, quantises (static int8 QDQ for CPUs, fp16 for GPUs, optionally with '
+        'quantisation-aware training), calibrates every candidate, measures its AUROC on the '
+        'validation shifts and its full-path latency side by side, and exports the fastest '
+        'bundle whose AUROC stays within the budget of the teacher on every shift. Writes '
+        'candidates/, lean.vood, pareto.md, pareto.png and search.json to --out.')
+    parser.add_argument('run', type=Path, help='the teacher training run')
+    parser.add_argument('--data', nargs='+', required=True,
+                        help='in-distribution frames to distil on (the training frames)')
+    parser.add_argument('--calib', nargs='+', required=True,
+                        help='held-out in-distribution sequences for calibration')
+    parser.add_argument('--val', nargs='+', default=None,
+                        help='held-out in-distribution frames for validation AUROC (default: '
+                        'the second half of every --calib sequence)')
+    parser.add_argument('--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--budget-auroc-drop', type=float, default=0.02,
+                        help='largest AUROC drop against the teacher on any validation shift')
+    parser.add_argument('--target', default='cpu', choices=['cpu', 'gpu'],
+                        help='cpu: int8 candidates; gpu: fp16 candidates')
+    parser.add_argument('--shifts', nargs='+', default=list(DEFAULT_SHIFTS),
+                        help=f'validation shifts (default: {" ".join(DEFAULT_SHIFTS)})')
+    parser.add_argument('--epochs', type=int, default=8, help='distillation epochs')
+    parser.add_argument('--threads', type=int, default=1, help='benchmark threads')
+    parser.add_argument('--bench-frames', type=int, default=300, help='timed frames each')
+    parser.add_argument('--no-progress', action='store_true')
+    add_calibration_options(parser)
+    add_force(parser)
+    parser.set_defaults(func=_compress, partitions=['all', 'rain', 'brightness'])
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from vae_ood_monitor.core.errors import ConfigError
+    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.shifts import shift_frames
+    from vae_ood_monitor.evaluate.bench import bench_models, BenchConfig
+    from vae_ood_monitor.evaluate.calibration import calibrate
+    from vae_ood_monitor.evaluate.report import evaluate_kl
+    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.train.distill import DistillConfig
+    from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.search import default_grid, run_search
+    from vae_ood_monitor.train.trainer import load_run
+
+    unknown = sorted(set(args.shifts) - set(ALL_SHIFTS))
+    if unknown:
+        raise ConfigError(f'Unknown shift(s) {unknown!r}; choose from {", ".join(ALL_SHIFTS)}.')
+    check_output(args.out, args.force, remove=True)
+    options = calibration_options(args)
+    info, teacher = load_run(args.run)
+    height, width = info.spec.input_hw
+    frames = load_frames(args.data, height, width)
+    calib = load_frames(args.calib, height, width)
+    if args.val:
+        val = load_frames(args.val, height, width)
+    else:
+        calib, val = calib.split_groups(0.5)
+    shifted = {kind: shift_frames(val.images, kind, 'test', args.seed) for kind in args.shifts}
+
+    def assess(bundle: Any) -> tuple[Any, dict[str, float]]:
+        spec = bundle.manifest.input
+        bundle, _ = calibrate(bundle, calib.resized(spec.height, spec.width), options)
+        size = (spec.height, spec.width)
+        id_kl = kl_of_images(bundle, val.resized(*size).images)
+        ood = {k: kl_of_images(bundle, _resize(v, size)) for k, v in shifted.items()}
+        evaluation = evaluate_kl(bundle, id_kl, ood)
+        return bundle, {k: evaluation.auroc(k) for k in ood}
+
+    def timer(paths: list[Path]) -> dict[str, float]:
+        config = BenchConfig(frames=args.bench_frames, warmup=30, threads=args.threads,
+                             providers=('cuda', 'cpu') if args.target == 'gpu' else ('cpu',))
+        results = bench_models([(str(p), None) for p in paths], config)
+        return {r.path: r.median_ms['total'] for r in results}
+
+    teacher_row, rows = run_search(
+        teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
+        default_grid(args.target), args.out, assess, timer, budget=args.budget_auroc_drop,
+        config=DistillConfig(epochs=args.epochs, seed=args.seed), progress=not args.no_progress,
+        log=lambda text: print(f'  {text}'))
+    within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
+    best = min(within, key=lambda r: r.median_ms) if within else teacher_row
+    shutil.copyfile(best.path, args.out / 'lean.vood')
+    table = _table(rows, teacher_row, best, args.budget_auroc_drop)
+    (args.out / 'pareto.md').write_text(table + '\n')
+    _plot(rows, args.out / 'pareto.png')
+    print(table)
+    if not within:
+        print(f'no candidate stays within {args.budget_auroc_drop} AUROC of the teacher; '
+              'lean.vood is the teacher')
+    print(f'lean detector: {best.spec.name} -> {args.out / "lean.vood"}')
+    return 0
+
+
+def _resize(images: Any, size: tuple[int, int]) -> Any:
+    import numpy as np
+
+    from vae_ood_monitor.core.preprocess import resize_image
+    if images.shape[1:3] == size:
+        return images
+    return np.stack([resize_image(img, size[1], size[0], 'area') for img in images])
+
+
+def _table(rows: list[Candidate], teacher: Candidate, best: Candidate, budget: float) -> str:
+    from vae_ood_monitor.train.search import pareto_front
+
+    front = {r.path for r in pareto_front(rows)}
+    shifts = list(teacher.auroc)
+    header = ('| candidate | median ms | x teacher | MMAC | params | size MB | '
+              + ' | '.join(f'AUROC {s}' for s in shifts) + ' | max drop | within budget |')
+    lines = [header, '|' + '---|' * (8 + len(shifts))]
+    for row in rows:
+        drop = row.min_drop(teacher.auroc)
+        mark = ' **(lean)**' if row is best else (' (Pareto)' if row.path in front else '')
+        lines.append(
+            f'| {row.spec.name}{mark} | {row.median_ms:.3f} | '
+            f'{teacher.median_ms / row.median_ms:.1f}x | {row.macs / 1e6:.1f} | '
+            f'{row.parameters / 1e6:.3f} M | {row.size_bytes / 1e6:.2f} | '
+            + ' | '.join(f'{row.auroc.get(s, float("nan")):.3f}' for s in shifts)
+            + f' | {drop:+.3f} | {"yes" if drop <= budget else "no"} |')
+    return '\n'.join(lines)
+
+
+def _plot(rows: list[Candidate], path: Path) -> None:
+    from vae_ood_monitor.evaluate.plots import plot_pareto
+    from vae_ood_monitor.train.search import pareto_front
+
+    front = {r.path for r in pareto_front(rows)}
+    plot_pareto([{'name': r.spec.name, 'latency_ms': r.median_ms,
+                  'auroc': min(r.auroc.values()), 'size_mb': r.size_bytes / 1e6,
+                  'front': r.path in front} for r in rows], path)

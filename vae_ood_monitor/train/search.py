@@ -1,0 +1,204 @@
+"""The lean-detector search: students x pruning x precision, scored for AUROC and latency.
+
+Every candidate is built by distilling (or pruning and fine-tuning) from the teacher, exported
+to a bundle, optionally quantised, then handed to two callables supplied by the caller (the
+CLI wires in the evaluation layer): ``assess(bundle) -> (calibrated bundle, {shift: AUROC})``
+and ``time(paths) -> {path: median ms}``. The fastest candidate whose AUROC on every validation
+shift is within the budget of the teacher's wins. This module never imports the evaluation
+layer: train and evaluate stay independent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+import json
+from pathlib import Path
+import time
+from typing import Any, Callable, Sequence, TYPE_CHECKING
+
+import numpy as np
+
+from vae_ood_monitor.core.bundle import Bundle, save_bundle
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.typedefs import Precision
+from vae_ood_monitor.train.distill import distill, DistillConfig, latent_gap, student_spec
+from vae_ood_monitor.train.export import bundle_from_encoder
+from vae_ood_monitor.train.prune import prune_encoder
+from vae_ood_monitor.train.qat import fuse, QatEncoder
+from vae_ood_monitor.train.quantize import fp16_bundle, quantize_static_bundle
+
+if TYPE_CHECKING:
+    from vae_ood_monitor.data.dataset import FrameArray
+    from vae_ood_monitor.train.models import VAE
+
+__all__ = ['Candidate', 'CandidateSpec', 'default_grid', 'pareto_front', 'run_search']
+
+Assess = Callable[[Bundle], 'tuple[Bundle, dict[str, float]]']
+Timer = Callable[[Sequence[Path]], 'dict[str, float]']
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    """One point of the search: how the encoder is made smaller and at which precision.
+
+    ``width`` None and ``input_scale`` 1 keep the teacher's architecture (``prune`` then removes
+    that fraction of every convolution's channels, followed by distillation fine-tuning);
+    otherwise a strided student of that width and input scale is distilled.
+    """
+
+    name: str
+    width: float | None = None
+    input_scale: float = 1.0
+    prune: float = 0.0
+    precision: Precision = Precision.FP32
+    qat: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, 'precision', Precision(self.precision))
+        if self.qat and self.precision is not Precision.INT8:
+            raise ConfigError(f'{self.name}: QAT only makes sense for int8 candidates.')
+
+
+@dataclass
+class Candidate:
+    """A built and measured candidate."""
+
+    spec: CandidateSpec
+    path: str
+    auroc: dict[str, float]
+    median_ms: float = float('nan')
+    parameters: int = 0
+    macs: int = 0
+    size_bytes: int = 0
+    latent_gap: dict[str, float] = field(default_factory=dict)
+    build_seconds: float = 0.0
+
+    def min_drop(self, teacher: dict[str, float]) -> float:
+        """Largest AUROC drop against the teacher over the validation shifts."""
+        return max(teacher[s] - self.auroc.get(s, 0.0) for s in teacher)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data['spec']['precision'] = self.spec.precision.value
+        return data
+
+
+def default_grid(target: str = 'cpu') -> list[CandidateSpec]:
+    """Students x pruning x precision worth trying; int8 for CPUs, fp16 for GPUs."""
+    if target not in ('cpu', 'gpu'):
+        raise ConfigError(f"target {target!r} must be 'cpu' or 'gpu'.")
+    low = Precision.INT8 if target == 'cpu' else Precision.FP16
+    grid = [
+        CandidateSpec('teacher-int8' if target == 'cpu' else 'teacher-fp16', precision=low),
+        CandidateSpec('pruned50', prune=0.5),
+        CandidateSpec('student-w0.5', width=0.5),
+        CandidateSpec(f'pruned50-{low.value}', prune=0.5, precision=low),
+        CandidateSpec(f'student-w0.5-{low.value}', width=0.5, precision=low),
+        CandidateSpec(f'student-w0.5-s0.5-{low.value}', width=0.5, input_scale=0.5,
+                      precision=low),
+        CandidateSpec(f'student-w0.25-s0.5-{low.value}', width=0.25, input_scale=0.5,
+                      precision=low),
+    ]
+    if target == 'cpu':
+        grid.append(CandidateSpec('student-w0.5-s0.5-int8-qat', width=0.5, input_scale=0.5,
+                                  precision=Precision.INT8, qat=True))
+    return grid
+
+
+def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: FrameArray,
+           config: DistillConfig, progress: bool) -> tuple[Bundle, dict[str, float]]:
+    if spec.width is None and spec.input_scale == 1.0:
+        layers = len(teacher.spec.channels)
+        encoder = prune_encoder(teacher.encoder, [spec.prune] * layers) if spec.prune else None
+        if encoder is not None:
+            encoder, _ = distill(teacher, encoder.spec, frames, config, student=encoder,
+                                 progress=progress)
+    else:
+        sspec = student_spec(teacher.spec, width=spec.width or 1.0,
+                             input_scale=spec.input_scale)
+        encoder, _ = distill(teacher, sspec, frames, config, progress=progress)
+        if spec.prune:
+            encoder = prune_encoder(encoder, [spec.prune] * len(sspec.channels))
+            encoder, _ = distill(teacher, encoder.spec, frames, config, student=encoder,
+                                 progress=progress)
+    if encoder is None:
+        encoder = teacher.encoder
+    gap = latent_gap(teacher, encoder, calibration) if encoder is not teacher.encoder else {}
+    if spec.qat:
+        qat = QatEncoder(fuse(encoder))
+        qat_config = DistillConfig(**{**asdict(config), 'epochs': max(2, config.epochs // 3),
+                                      'lr': config.lr / 10})
+        qat, _ = distill(teacher, encoder.spec, frames, qat_config, student=qat,
+                         progress=progress)
+        encoder = qat.export_module()
+    bundle = bundle_from_encoder(encoder, encoder.spec, name=spec.name,
+                                 provenance={'compression': asdict(spec) | {
+                                     'precision': spec.precision.value}})
+    if spec.precision is Precision.INT8:
+        pick = np.linspace(0, len(calibration) - 1, min(300, len(calibration))).astype(int)
+        images = np.stack([_resize(calibration.images[i], bundle) for i in pick])
+        bundle = quantize_static_bundle(bundle, images, name=spec.name)
+    elif spec.precision is Precision.FP16:
+        bundle = fp16_bundle(bundle, name=spec.name)
+    return bundle, gap
+
+
+def _resize(image: np.ndarray, bundle: Bundle) -> np.ndarray:
+    from vae_ood_monitor.core.preprocess import resize_image
+
+    spec = bundle.manifest.input
+    return resize_image(image, spec.width, spec.height, spec.interpolation)
+
+
+def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
+               calibration: FrameArray, grid: Sequence[CandidateSpec], out: Path,
+               assess: Assess, timer: Timer, *, budget: float = 0.02,
+               config: DistillConfig | None = None, progress: bool = True,
+               log: Callable[[str], None] = print) -> tuple[Candidate, list[Candidate]]:
+    """Build, assess and time every candidate; return (teacher row, all rows sorted by speed).
+
+    Bundles go to ``out/candidates/<name>.vood`` (calibrated); ``out/search.json`` records
+    everything. The caller picks the winner with :func:`pareto_front` / the budget.
+    """
+    config = config or DistillConfig()
+    folder = out / 'candidates'
+    folder.mkdir(parents=True, exist_ok=True)
+    calibrated, teacher_auroc = assess(teacher_bundle)
+    teacher_path = save_bundle(calibrated, folder / 'teacher-fp32.vood', force=True)
+    rows = [Candidate(CandidateSpec('teacher-fp32'), str(teacher_path), teacher_auroc,
+                      parameters=calibrated.manifest.model.parameters,
+                      macs=calibrated.manifest.model.macs,
+                      size_bytes=teacher_path.stat().st_size)]
+    log(f'teacher: AUROC {_fmt(teacher_auroc)}')
+    for spec in grid:
+        started = time.monotonic()
+        bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+        bundle, auroc = assess(bundle)
+        path = save_bundle(bundle, folder / f'{spec.name}.vood', force=True)
+        rows.append(Candidate(spec, str(path), auroc, parameters=bundle.manifest.model.parameters,
+                              macs=bundle.manifest.model.macs, size_bytes=path.stat().st_size,
+                              latent_gap=gap, build_seconds=time.monotonic() - started))
+        log(f'{spec.name}: AUROC {_fmt(auroc)} (max drop '
+            f'{rows[-1].min_drop(teacher_auroc):+.3f}), {bundle.manifest.model.macs / 1e6:.1f} '
+            f'MMAC, built in {rows[-1].build_seconds:.0f} s')
+    timings = timer([Path(r.path) for r in rows])
+    for row in rows:
+        row.median_ms = timings[row.path]
+    rows[1:] = sorted(rows[1:], key=lambda r: r.median_ms)
+    (out / 'search.json').write_text(json.dumps(
+        {'budget': budget, 'rows': [r.as_dict() for r in rows]}, indent=1))
+    return rows[0], rows
+
+
+def pareto_front(rows: Sequence[Candidate]) -> list[Candidate]:
+    """Candidates not beaten on both latency and worst-shift AUROC by any other."""
+    def worst(row: Candidate) -> float:
+        return min(row.auroc.values()) if row.auroc else 0.0
+    return [r for r in rows if not any(
+        o.median_ms <= r.median_ms and worst(o) >= worst(r)
+        and (o.median_ms < r.median_ms or worst(o) > worst(r)) for o in rows)]
+
+
+def _fmt(auroc: dict[str, float]) -> str:
+    return ', '.join(f'{k} {v:.3f}' for k, v in auroc.items())
