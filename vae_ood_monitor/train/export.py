@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 from datetime import datetime, timezone
 import io
 import logging
@@ -70,7 +71,11 @@ def export_onnx(encoder: nn.Module, input_hw: tuple[int, int]) -> bytes:
     Uses the dynamo exporter with graph optimisation (BatchNorm folded into convolutions), a
     dynamic batch dimension, input ``image`` and outputs ``mu`` and ``logvar``.
     """
-    encoder = encoder.eval().cpu()
+    # a copy in the default memory format: channels_last weights (as trained) would make the
+    # exporter specialise the batch dimension
+    encoder = copy.deepcopy(encoder).eval().cpu().to(memory_format=torch.contiguous_format)
+    for parameter in encoder.parameters():
+        parameter.requires_grad_(False)
     example = torch.zeros(1, 3, *input_hw)
     batch = torch.export.Dim('batch', min=1, max=4096)
     name = next(iter(_forward_arguments(encoder)))

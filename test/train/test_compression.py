@@ -1,0 +1,226 @@
+"""Compression on tiny models: distillation, structured pruning, quantisation, QAT, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.session import EncoderSession
+from vae_ood_monitor.core.typedefs import Precision
+from vae_ood_monitor.data.dataset import FrameArray
+from vae_ood_monitor.train.distill import (distill, DistillConfig, latent_gap, round_channels,
+                                           student_spec)
+from vae_ood_monitor.train.export import bundle_from_encoder, count_macs
+from vae_ood_monitor.train.models import Encoder, get_preset, VAE
+from vae_ood_monitor.train.prune import conv_blocks, prune_encoder, sensitivity
+from vae_ood_monitor.train.qat import fuse, QatEncoder
+from vae_ood_monitor.train.quantize import (fp16_bundle, quantize_dynamic_bundle,
+                                            quantize_static_bundle)
+from vae_ood_monitor.train.search import (Candidate, CandidateSpec, default_grid,
+                                          pareto_front, run_search)
+from vae_ood_monitor.train.trainer import load_run
+from vood_testing import tiny_frames
+
+CONFIG = DistillConfig(epochs=2, batch_size=16, lr=3e-3, threads=1, amp='off')
+
+
+def _batch(frames: FrameArray, count: int = 8) -> np.ndarray:
+    return (frames.images[:count].transpose(0, 3, 1, 2) / 255.0).astype(np.float32)
+
+
+def test_round_channels_and_student_spec() -> None:
+    assert [round_channels(c) for c in (3, 12, 13, 100)] == [8, 16, 16, 96]
+    teacher = get_preset('default').encoder
+    spec = student_spec(teacher, width=0.5, input_scale=0.5)
+    assert spec.channels == (16, 32, 64, 128) and spec.input_hw == (60, 80)
+    assert spec.latent_dim == teacher.latent_dim
+    assert all(c % 8 == 0 for c in student_spec(teacher, width=0.3).channels)
+    with pytest.raises(ConfigError, match='input_scale'):
+        student_spec(teacher, input_scale=2.0)
+
+
+def _informative_teacher() -> VAE:
+    """A random tiny VAE whose posterior varies clearly from frame to frame."""
+    torch.manual_seed(1)
+    teacher = VAE(get_preset('tiny').encoder).eval()
+    with torch.no_grad():
+        teacher.encoder.head.weight.mul_(8.0)
+    return teacher
+
+
+def test_distillation_reduces_the_latent_gap() -> None:
+    teacher = _informative_teacher()
+    frames = tiny_frames(n=192, seed=3)
+    spec = student_spec(teacher.spec, width=0.5)
+    torch.manual_seed(0)
+    before = latent_gap(teacher, Encoder(spec).eval(), frames)
+    config = DistillConfig(epochs=6, batch_size=16, lr=3e-3, threads=1, amp='off',
+                           augment=())
+    student, history = distill(teacher, spec, frames, config, progress=False)
+    after = latent_gap(teacher, student, frames)
+    assert len(history) == 6 and history[-1]['loss'] < 0.2 * history[0]['loss']
+    assert after['mu'] + after['logvar'] < 0.5 * (before['mu'] + before['logvar'])
+    assert after['kl'] < before['kl']
+    assert sum(p.numel() for p in student.parameters()) < sum(
+        p.numel() for p in teacher.encoder.parameters())
+
+
+@pytest.mark.parametrize('loss', ['latent_kl', 'paper'])
+def test_other_distillation_losses_train(tiny_run: Path, loss: str) -> None:
+    _, teacher = load_run(tiny_run)
+    config = DistillConfig(epochs=1, batch_size=16, lr=3e-3, threads=1, amp='off', loss=loss)
+    student, history = distill(teacher, student_spec(teacher.spec, width=0.5), tiny_frames(),
+                               config, progress=False)
+    assert np.isfinite(history[0]['loss'])
+    assert student(torch.zeros(1, 3, 30, 40))[0].shape == (1, 8)
+
+
+def test_pruning_physically_removes_channels_and_still_exports() -> None:
+    torch.manual_seed(0)
+    encoder = Encoder(get_preset('default').encoder).eval()
+    pruned = prune_encoder(encoder, [0.5, 0.5, 0.25, 0.75])
+    assert pruned.spec.channels == (16, 32, 96, 64)
+    assert [b[0].out_channels for b in conv_blocks(pruned)] == [16, 32, 96, 64]
+    assert count_macs(pruned, (120, 160)) < 0.5 * count_macs(encoder, (120, 160))
+    bundle = bundle_from_encoder(pruned, pruned.spec, name='pruned', provenance={})
+    mu, logvar = EncoderSession(bundle).encode(np.zeros((1, 3, 120, 160), np.float32))
+    assert mu.shape == logvar.shape == (1, 30)
+    convs = [n for n in onnx.load_from_string(bundle.model_bytes).graph.initializer
+             if len(n.dims) == 4]
+    assert sorted(n.dims[0] for n in convs) == [16, 32, 64, 96]
+
+
+def test_pruning_keeps_the_most_important_channels_and_is_exact_at_ratio_zero() -> None:
+    torch.manual_seed(0)
+    encoder = Encoder(get_preset('tiny').encoder).eval()
+    first_conv = conv_blocks(encoder)[0][0]
+    with torch.no_grad():
+        first_conv.weight[3] *= 100.0  # make channel 3 by far the most important
+    same = prune_encoder(encoder, [0.0, 0.0])
+    x = torch.rand(2, 3, 30, 40)
+    torch.testing.assert_close(same(x), encoder(x))
+    pruned = prune_encoder(encoder, [0.9, 0.0])  # keeps one multiple of 8: all 8 channels
+    assert pruned.spec.channels[0] == 8
+    wide = Encoder(get_preset('default').encoder).eval()
+    with torch.no_grad():
+        conv_blocks(wide)[0][0].weight[5] *= 100.0
+    kept = prune_encoder(wide, [0.75, 0.0, 0.0, 0.0])
+    weight = conv_blocks(kept)[0][0].weight
+    assert torch.isclose(weight.abs().sum((1, 2, 3)),
+                         conv_blocks(wide)[0][0].weight[5].abs().sum()).any()
+    with pytest.raises(ConfigError, match='one ratio per convolution'):
+        prune_encoder(wide, [0.5])
+
+
+def test_sensitivity_scores_every_layer_and_ratio() -> None:
+    encoder = Encoder(get_preset('default').encoder).eval()
+    rows = sensitivity(encoder, [0.5], lambda e: {'macs': float(count_macs(e, (120, 160)))})
+    assert [r['layer'] for r in rows] == [-1, 0, 1, 2, 3]
+    assert [r['channels'] for r in rows[1:]] == [16, 32, 64, 128]
+    assert all(r['macs'] < rows[0]['macs'] for r in rows[1:])
+
+
+@pytest.fixture(scope='module')
+def tiny_bundle_and_frames(tiny_run: Path):  # type: ignore[no-untyped-def]
+    info, model = load_run(tiny_run)
+    bundle = bundle_from_encoder(model.encoder, info.spec, name='tiny', provenance={})
+    return bundle, tiny_frames(n=64, seed=5)
+
+
+def test_static_int8_has_int8_weights_and_agrees_with_fp32(tiny_bundle_and_frames) -> None:
+    bundle, frames = tiny_bundle_and_frames
+    quantised = quantize_static_bundle(bundle, frames.images[:32])
+    assert quantised.manifest.model.precision is Precision.INT8
+    assert quantised.manifest.model.sha256 != bundle.manifest.model.sha256
+    assert not quantised.manifest.partitions  # must be calibrated again
+    graph = onnx.load_from_string(quantised.model_bytes).graph
+    int8 = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8 and {n.op_type for n in graph.node} >= {'QuantizeLinear', 'DequantizeLinear'}
+    batch = _batch(frames, 16)
+    mu_f, lv_f = EncoderSession(bundle).encode(batch)
+    mu_q, lv_q = EncoderSession(quantised).encode(batch)
+    # stated tolerance: int8 rounding moves mu and logvar by a small fraction of their spread
+    assert np.abs(mu_q - mu_f).mean() < 0.1 * mu_f.std() + 0.02
+    assert np.abs(lv_q - lv_f).mean() < 0.1 * lv_f.std() + 0.02
+    with pytest.raises(ConfigError, match='too few'):
+        quantize_static_bundle(bundle, frames.images[:4])
+
+
+def test_fp16_and_dynamic_variants(tiny_bundle_and_frames) -> None:
+    bundle, frames = tiny_bundle_and_frames
+    batch = _batch(frames)
+    reference = EncoderSession(bundle).encode(batch)[0]
+    half = fp16_bundle(bundle)
+    assert half.manifest.model.precision is Precision.FP16
+    assert any(t.data_type == onnx.TensorProto.FLOAT16
+               for t in onnx.load_from_string(half.model_bytes).graph.initializer)
+    np.testing.assert_allclose(EncoderSession(half).encode(batch)[0], reference, atol=0.05)
+    dynamic = quantize_dynamic_bundle(bundle)
+    assert dynamic.manifest.provenance['precision']['method'] == 'dynamic'
+    assert EncoderSession(dynamic).encode(batch)[0].shape == reference.shape
+
+
+def test_qat_fuses_exactly_and_fine_tunes(tiny_run: Path) -> None:
+    _, teacher = load_run(tiny_run)
+    fused = fuse(teacher.encoder)
+    x = torch.rand(4, 3, 30, 40)
+    torch.testing.assert_close(fused(x), teacher.encoder(x), atol=1e-5, rtol=1e-5)
+    qat = QatEncoder(fused)
+    qat, history = distill(teacher, teacher.spec, tiny_frames(),
+                           DistillConfig(epochs=1, batch_size=16, lr=1e-4, threads=1, amp='off'),
+                           student=qat, progress=False)
+    assert np.isfinite(history[0]['loss'])
+    exported = qat.export_module()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in exported.modules())
+    assert bundle_from_encoder(exported, exported.spec, name='qat', provenance={})
+
+
+def _candidate(name: str, ms: float, auroc: dict[str, float]) -> Candidate:
+    return Candidate(CandidateSpec(name), name, auroc, median_ms=ms)
+
+
+def test_pareto_front_and_budget_logic() -> None:
+    teacher = _candidate('t', 10.0, {'rain': 0.95, 'fog': 0.90})
+    fast_bad = _candidate('a', 1.0, {'rain': 0.80, 'fog': 0.90})
+    fast_good = _candidate('b', 2.0, {'rain': 0.94, 'fog': 0.895})
+    slow = _candidate('c', 5.0, {'rain': 0.93, 'fog': 0.89})
+    assert fast_good.min_drop(teacher.auroc) == pytest.approx(0.01)
+    assert fast_bad.min_drop(teacher.auroc) == pytest.approx(0.15)
+    front = {c.spec.name for c in pareto_front([teacher, fast_bad, fast_good, slow])}
+    assert front == {'t', 'a', 'b'}
+    assert default_grid('gpu')[0].precision is Precision.FP16
+    with pytest.raises(ConfigError, match='QAT only'):
+        CandidateSpec('x', qat=True)
+
+
+def test_search_builds_assesses_times_and_honours_the_budget(tiny_run: Path,
+                                                             tmp_path: Path) -> None:
+    info, teacher = load_run(tiny_run)
+    teacher_bundle = bundle_from_encoder(teacher.encoder, info.spec, name='t', provenance={})
+    frames = tiny_frames(n=64, seed=7)
+    grid = [CandidateSpec('student', width=0.5),
+            CandidateSpec('student-int8', width=0.5, precision='int8')]
+    scores = {'t': 0.9, 'student': 0.85, 'student-int8': 0.89}
+
+    def assess(bundle):  # type: ignore[no-untyped-def]
+        return bundle, {'rain': scores[bundle.name]}
+
+    def timer(paths):  # type: ignore[no-untyped-def]
+        return {str(p): {'teacher-fp32': 3.0, 'student': 1.0, 'student-int8': 2.0}[p.stem]
+                for p in paths}
+
+    config = DistillConfig(epochs=1, batch_size=16, threads=1, amp='off')
+    best_teacher, rows = run_search(teacher, teacher_bundle, frames, frames, grid, tmp_path,
+                                    assess, timer, budget=0.02, config=config, progress=False,
+                                    log=lambda _: None)
+    assert [r.spec.name for r in rows] == ['teacher-fp32', 'student', 'student-int8']
+    within = [r for r in rows[1:] if r.min_drop(best_teacher.auroc) <= 0.02]
+    assert [r.spec.name for r in within] == ['student-int8']  # the faster one misses the budget
+    assert (tmp_path / 'search.json').is_file()
+    assert all(Path(r.path).is_file() for r in rows)
+    assert rows[2].latent_gap and rows[2].macs < rows[0].macs
