@@ -189,14 +189,18 @@ class Decoder(nn.Module):
         self.dense = nn.Sequential(*dense)
         self.c0 = channels[0]
         layers: list[nn.Module] = []
-        for cin, cout in zip(channels, channels[1:] + [channels[-1]]):
-            if spec.arch == 'strided':
+        if spec.arch == 'strided':
+            for cin, cout in zip(channels, channels[1:] + [channels[-1]]):
                 layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
                            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            else:
-                layers += [nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
-                           nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True)]
-        layers += [nn.Conv2d(channels[-1], 3, 3, 1, 1)]
+            layers += [nn.Conv2d(channels[-1], 3, 3, 1, 1)]
+        else:  # the paper's encoder mirrored: its last block maps 128 channels back to RGB
+            stages = list(zip(channels, channels[1:] + [3]))
+            for number, (cin, cout) in enumerate(stages):
+                last = number == len(stages) - 1
+                layers += [nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=last)]
+                if not last:
+                    layers += [nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True)]
         self.features = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
