@@ -18,18 +18,25 @@ SHARED = Path(__file__).resolve().parents[2] / 'shared'
 DONKEYCAR = SHARED / 'data' / 'donkeycar_mat_track'
 
 
-def linear_encoder_onnx(height: int = 12, width: int = 16, latent: int = 4,
-                        seed: int = 0) -> bytes:
-    """A hand-built ONNX encoder: flatten -> Gemm -> (mu, logvar), deterministic weights."""
-    import onnx
-    from onnx import helper, numpy_helper, TensorProto
-
+def linear_weights(height: int = 12, width: int = 16, latent: int = 4,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The Gemm weight and bias of :func:`linear_encoder_onnx` (for expected outputs)."""
     rng = np.random.default_rng(seed)
     features = 3 * height * width
     weight = (rng.standard_normal((features, 2 * latent)) / np.sqrt(features)).astype(np.float32)
     weight[:, latent:] *= 0.1
     bias = np.zeros(2 * latent, np.float32)
     bias[latent:] = -1.0
+    return weight, bias
+
+
+def linear_encoder_onnx(height: int = 12, width: int = 16, latent: int = 4,
+                        seed: int = 0) -> bytes:
+    """A hand-built ONNX encoder: flatten -> Gemm -> (mu, logvar), deterministic weights."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+
+    weight, bias = linear_weights(height, width, latent, seed)
     nodes = [
         helper.make_node('Flatten', ['image'], ['flat'], axis=1),
         helper.make_node('Gemm', ['flat', 'W', 'B'], ['out']),

@@ -17,24 +17,12 @@ from vae_ood_monitor.core.manifest import Manifest, ModelInfo
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.session import available_providers, EncoderSession, SessionConfig
 from vae_ood_monitor.core.typedefs import ProviderFallback
-from vood_testing import linear_encoder_onnx, make_bundle
+from vood_testing import linear_encoder_onnx, linear_weights, make_bundle
 
 needs_no_cuda = pytest.mark.skipif('cuda' in available_providers(),
                                    reason='this onnxruntime build offers CUDA')
 needs_no_tensorrt = pytest.mark.skipif('tensorrt' in available_providers(),
                                        reason='this onnxruntime build offers TensorRT')
-
-
-def linear_weights(height: int = 12, width: int = 16, latent: int = 4,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The fixture encoder's Gemm weight and bias, drawn exactly as conftest draws them."""
-    rng = np.random.default_rng(seed)
-    features = 3 * height * width
-    weight = (rng.standard_normal((features, 2 * latent)) / np.sqrt(features)).astype(np.float32)
-    weight[:, latent:] *= 0.1
-    bias = np.zeros(2 * latent, np.float32)
-    bias[latent:] = -1.0
-    return weight, bias
 
 
 def images(n: int, seed: int = 1) -> np.ndarray:

@@ -153,7 +153,12 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
     assert '| fog | threshold | - | - | 1/1 | 0.00 (0 in 20) | 0.0% |' in table
     assert '| none | threshold | - | - | 0/0 | 12.50 (1 in 80) | 0.0% |' in table
     rows = [line.split(' | ')[0] for line in table[2:] if line.startswith('|')]
-    assert rows == ['| all sequences'] * 2 + ['| fog'] * 2 + ['| none'] * 2 + ['| rain'] * 2
+    assert rows == (['| all sequences'] * 2 + ['| fog'] * 2 + ['| none'] * 2 + ['| rain'] * 2
+                    + ['| all sequences'])
+    matched = evaluated[0]['threshold_matched']
+    assert matched['missed_segments'] <= evaluated[0]['modes']['cusum']['missed_segments']
+    assert any(line.startswith('| all sequences | threshold matched to cusum detection')
+               for line in table)
     assert table[-1].startswith('Frame-level AUROC over all sequences: per-frame evidence ')
     assert ', CUSUM 0.' in table[-1]
 

@@ -102,7 +102,7 @@ def test_tau_sits_just_above_the_in_distribution_maximum() -> None:
     part, id_sequences = _partition(), _id_sequences()
     margin = 0.25
     fit = fit_cusum(part, id_sequences, _shifted(), window=WINDOW, margin=margin,
-                    quantiles=(0.9,))
+                    quantiles=(0.9,), spreads=())
     (candidate,) = fit.candidates
     pooled = np.concatenate([log_martingales(part, kl, WINDOW) for kl in id_sequences])
     assert candidate['delta'] == pytest.approx(np.quantile(pooled, 0.9))
@@ -114,9 +114,10 @@ def test_tau_sits_just_above_the_in_distribution_maximum() -> None:
 def test_allowed_alarms_lower_tau() -> None:
     """target_rate x ID frames alarm onsets are allowed: 1200 x 2.5e-3 = 3."""
     part, id_sequences, shifted = _partition(), _id_sequences(), _shifted()
-    strict = fit_cusum(part, id_sequences, shifted, window=WINDOW, quantiles=(0.5,), margin=0.0)
+    strict = fit_cusum(part, id_sequences, shifted, window=WINDOW, quantiles=(0.5,), margin=0.0,
+                       spreads=())
     loose = fit_cusum(part, id_sequences, shifted, window=WINDOW, quantiles=(0.5,), margin=0.0,
-                      target_rate=2.5e-3)
+                      target_rate=2.5e-3, spreads=())
     assert strict.id_alarms == 0
     assert 0 < loose.id_alarms <= 3
     assert loose.params.tau < strict.params.tau

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 
     from vae_ood_monitor.core.manifest import Partition
 
-__all__ = ['DELTA_QUANTILES', 'SequentialFit', 'fit_cusum', 'log_martingales', 'run_cusum']
+__all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'SequentialFit', 'fit_cusum', 'log_martingales',
+           'run_cusum']
 
 #: Candidate deltas: these quantiles of the in-distribution log-martingale values.
 DELTA_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+#: ... and the maximum plus these multiples of (maximum - median).
+DELTA_SPREADS = (0.1, 0.25, 0.5)
 MIN_TAU = 1.0
 
 
@@ -152,12 +155,15 @@ def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta:
 def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
               shifted: Sequence[tuple[NDArray[np.float64], int]], *, window: int = 20,
               target_rate: float = 1e-4, margin: float = 0.25, cusum_cap: float = 2.0,
-              quantiles: Sequence[float] = DELTA_QUANTILES) -> SequentialFit:
+              quantiles: Sequence[float] = DELTA_QUANTILES,
+              spreads: Sequence[float] = DELTA_SPREADS) -> SequentialFit:
     """Choose (delta, tau) for ``partition`` from per-dim KL sequences.
 
     ``id_sequences``: held-out in-distribution sequences (T_i, D), not the frames whose scores
     are the partition's calibration scores. ``shifted``: (KL sequence, index of the first OOD
-    frame) pairs of validation sequences.
+    frame) pairs of validation sequences. Candidate deltas: the ``quantiles`` of the
+    in-distribution log M values, and its maximum plus ``spreads`` times (maximum - median), which
+    leave headroom for drives more unusual than any calibration drive.
     """
     id_sequences = [s for s in id_sequences if len(s) > 0]
     if not id_sequences or not shifted:
@@ -176,7 +182,7 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     candidates = []
     top, median = float(pooled.max()), float(np.median(pooled))
     deltas = {float(np.quantile(pooled, q)) for q in quantiles}
-    deltas |= {top + k * (top - median) for k in (0.1, 0.25, 0.5)}
+    deltas |= {top + k * (top - median) for k in spreads}
     for delta in sorted(deltas):
         statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
         tau = _tau_for(statistics, allowed, margin)
