@@ -28,9 +28,9 @@ class DemoPlan:
 
 
 PLANS = {
-    # 60 worlds to learn from, 30 held-out worlds to calibrate on, 100 new worlds to test on
+    # 60 worlds to learn from, 60 held-out worlds to calibrate on, 100 new worlds to test on
     # (5,000 in-distribution frames for the false-alarm count).
-    'full': DemoPlan('default', train_drives=60, calib_drives=30, test_drives=100, frames=50,
+    'full': DemoPlan('default', train_drives=60, calib_drives=60, test_drives=100, frames=50,
                      epochs=None, shifted_drives=10, eval_frames=2000),
     'quick': DemoPlan('tiny', train_drives=8, calib_drives=32, test_drives=8, frames=40,
                       epochs=3, shifted_drives=2, eval_frames=300),

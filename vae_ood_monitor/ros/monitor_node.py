@@ -98,7 +98,7 @@ class MonitorNode(Node):
         """Read and validate parameters; create publishers, subscriptions, timers, service."""
         try:
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
-        except VaeOodError as err:
+        except Exception as err:
             self.get_logger().error(f'configure failed: {err}')
             return TransitionCallbackReturn.FAILURE
         self._config = config
@@ -143,7 +143,7 @@ class MonitorNode(Node):
         assert self._config is not None
         try:
             monitor = Monitor(self._config.model_path, self._config.monitor)
-        except VaeOodError as err:
+        except Exception as err:  # a bad bundle or provider must not crash the node
             self.get_logger().error(f'activate failed: {err}')
             return TransitionCallbackReturn.FAILURE
         for note in getattr(monitor.encoder, 'notes', []):
