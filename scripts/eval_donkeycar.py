@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', type=Path, default=ROOT / 'work' / 'donkeycar')
     parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--target-far', type=float, default=0.03,
+                        help='per-frame false-alarm rate (the held-out fifth is ~800 frames: '
+                        'three partitions at 0.01 would need ~1,200)')
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
@@ -83,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import train, TrainConfig
 
-    check_output(args.out, args.force, remove=True)
-    args.out.mkdir(parents=True)
+    if args.run is None or not str(args.run).startswith(str(args.out)):
+        check_output(args.out, args.force, remove=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tubs = {n: args.data / f'tub_{n}_24-04-23' for n in (5, 6, 10)}
     in_dist = load_frames([TubSource(tubs[5], skip_first=6), TubSource(tubs[6])], 120, 160)
@@ -99,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'trained ({time.monotonic() - started:.0f} s so far)')
     bundle = bundle_from_run(run, name='donkeycar-default')
     bundle, _ = calibrate(bundle, calib_set, CalibrationOptions(
-        partitions=('all', 'rain', 'brightness'), seed=args.seed), log=print)
-    save_bundle(bundle, args.out / 'model.vood')
+        partitions=('all', 'rain', 'brightness'), target_far=args.target_far, seed=args.seed),
+        log=print)
+    save_bundle(bundle, args.out / 'model.vood', force=True)
     id_kl = kl_of_images(bundle, test_set.images)
     ood = {'tub10 (granite floor)': kl_of_images(bundle, ood_floor.images)}
     for kind in ALL_SHIFTS:
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     summary, _ = evaluate_sequences(bundle, sequences)
     evaluation.extra['sequences'] = summary
     table = format_sequence_table(summary)
+    if (args.out / 'report').exists():
+        check_output(args.out / 'report', True, remove=True)
     write_report(evaluation, args.out / 'report', title='Real frames: donkeycar mat track',
                  notes='## Sequences\n\n' + table + '\n\n' + describe_partitions(bundle))
     print(describe_partitions(bundle))
