@@ -224,3 +224,41 @@ def test_search_builds_assesses_times_and_honours_the_budget(tiny_run: Path,
     assert (tmp_path / 'search.json').is_file()
     assert all(Path(r.path).is_file() for r in rows)
     assert rows[2].latent_gap and rows[2].macs < rows[0].macs
+
+
+def test_resumed_search_reuses_built_candidates_and_refuses_foreign_ones(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vae_ood_monitor.train.search as search
+
+    info, teacher = load_run(tiny_run)
+    teacher_bundle = bundle_from_encoder(teacher.encoder, info.spec, name='t', provenance={})
+    frames = tiny_frames(n=48, seed=3)
+    grid = [CandidateSpec('student', width=0.5)]
+    config = DistillConfig(epochs=1, batch_size=16, threads=1, amp='off')
+
+    def assess(bundle):  # type: ignore[no-untyped-def]
+        return bundle, {'rain': 0.9}
+
+    def timer(paths):  # type: ignore[no-untyped-def]
+        return {str(p): 1.0 for p in paths}
+
+    def search_once(specs: list[CandidateSpec], resume: bool) -> list[Candidate]:
+        return run_search(teacher, teacher_bundle, frames, frames, specs, tmp_path, assess,
+                          timer, config=config, progress=False, resume=resume,
+                          log=lambda _: None)[1]
+
+    first = search_once(grid, resume=False)
+    built = Path(first[1].path).read_bytes()
+
+    def no_build(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError('a finished candidate was rebuilt')
+
+    monkeypatch.setattr(search, '_build', no_build)
+    again = search_once(grid, resume=True)
+    assert Path(again[1].path).read_bytes() == built
+    assert again[1].build_seconds == pytest.approx(first[1].build_seconds)
+    assert again[1].latent_gap == first[1].latent_gap
+    with pytest.raises(AssertionError, match='rebuilt'):  # without resume it does rebuild
+        search_once(grid, resume=False)
+    with pytest.raises(ConfigError, match='built from'):  # same name, different recipe
+        search_once([CandidateSpec('student', width=0.25)], resume=True)

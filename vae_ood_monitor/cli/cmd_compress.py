@@ -52,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--epochs', type=int, default=8, help='distillation epochs')
     parser.add_argument('--threads', type=int, default=1, help='benchmark threads')
     parser.add_argument('--bench-frames', type=int, default=300, help='timed frames each')
+    parser.add_argument('--resume', action='store_true',
+                        help='keep the candidates an interrupted search already built in '
+                        '--out/candidates (re-assessed, not rebuilt)')
     parser.add_argument('--no-progress', action='store_true')
     add_calibration_options(parser)
     add_force(parser)
@@ -74,7 +77,8 @@ def _compress(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.shifts) - set(ALL_SHIFTS))
     if unknown:
         raise ConfigError(f'Unknown shift(s) {unknown!r}; choose from {", ".join(ALL_SHIFTS)}.')
-    check_output(args.out, args.force, remove=True)
+    if not (args.resume and (args.out / 'candidates').is_dir()):
+        check_output(args.out, args.force, remove=True)
     options = calibration_options(args)
     info, teacher = load_run(args.run)
     height, width = info.spec.input_hw
@@ -105,7 +109,7 @@ def _compress(args: argparse.Namespace) -> int:
         teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
         default_grid(args.target), args.out, assess, timer, budget=args.budget_auroc_drop,
         config=DistillConfig(epochs=args.epochs, seed=args.seed), progress=not args.no_progress,
-        log=lambda text: print(f'  {text}'))
+        resume=args.resume, log=lambda text: print(f'  {text}'))
     within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
     best = min(within, key=lambda r: r.median_ms) if within else teacher_row
     shutil.copyfile(best.path, args.out / 'lean.vood')

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence, TYPE_CHECKING
 
 import numpy as np
 
-from vae_ood_monitor.core.bundle import Bundle, save_bundle
+from vae_ood_monitor.core.bundle import Bundle, load_bundle, save_bundle
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.typedefs import Precision
 from vae_ood_monitor.train.distill import distill, DistillConfig, latent_gap, student_spec
@@ -133,8 +133,7 @@ def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: F
                          progress=progress)
         encoder = qat.export_module()
     bundle = bundle_from_encoder(encoder, encoder.spec, name=spec.name,
-                                 provenance={'compression': asdict(spec) | {
-                                     'precision': spec.precision.value}})
+                                 provenance={'compression': _spec_dict(spec)})
     if spec.precision is Precision.INT8:
         pick = np.linspace(0, len(calibration) - 1, min(300, len(calibration))).astype(int)
         images = np.stack([_resize(calibration.images[i], bundle) for i in pick])
@@ -155,11 +154,15 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
                calibration: FrameArray, grid: Sequence[CandidateSpec], out: Path,
                assess: Assess, timer: Timer, *, budget: float = 0.02,
                config: DistillConfig | None = None, progress: bool = True,
+               resume: bool = False,
                log: Callable[[str], None] = print) -> tuple[Candidate, list[Candidate]]:
     """Build, assess and time every candidate; return (teacher row, all rows sorted by speed).
 
     Bundles go to ``out/candidates/<name>.vood`` (calibrated); ``out/search.json`` records
-    everything. The caller picks the winner with :func:`pareto_front` / the budget.
+    everything. The caller picks the winner with :func:`pareto_front` / the budget. With
+    ``resume``, a candidate whose bundle is already in ``out/candidates`` and was built from the
+    same spec is re-assessed instead of rebuilt (an interrupted search loses one candidate at
+    most); a bundle built from another spec is an error rather than silently reused.
     """
     config = config or DistillConfig()
     folder = out / 'candidates'
@@ -173,15 +176,24 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
     log(f'teacher: AUROC {_fmt(teacher_auroc)}')
     for spec in grid:
         started = time.monotonic()
-        bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+        path = folder / f'{spec.name}.vood'
+        built = _reusable(spec, path) if resume else None
+        if built is None:
+            bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+            build_seconds = time.monotonic() - started
+        else:
+            bundle, gap, build_seconds = built
         bundle, auroc = assess(bundle)
-        path = save_bundle(bundle, folder / f'{spec.name}.vood', force=True)
+        save_bundle(bundle, path, force=True)
+        _sidecar(path).write_text(json.dumps({'spec': _spec_dict(spec), 'latent_gap': gap,
+                                              'build_seconds': build_seconds}))
         rows.append(Candidate(spec, str(path), auroc, parameters=bundle.manifest.model.parameters,
                               macs=bundle.manifest.model.macs, size_bytes=path.stat().st_size,
-                              latent_gap=gap, build_seconds=time.monotonic() - started))
+                              latent_gap=gap, build_seconds=build_seconds))
+        how = 'reused' if built is not None else f'built in {build_seconds:.0f} s'
         log(f'{spec.name}: AUROC {_fmt(auroc)} (max drop '
             f'{rows[-1].min_drop(teacher_auroc):+.3f}), {bundle.manifest.model.macs / 1e6:.1f} '
-            f'MMAC, built in {rows[-1].build_seconds:.0f} s')
+            f'MMAC, {how}')
     timings = timer([Path(r.path) for r in rows])
     for row in rows:
         row.median_ms = timings[row.path]
@@ -189,6 +201,32 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
     (out / 'search.json').write_text(json.dumps(
         {'budget': budget, 'rows': [r.as_dict() for r in rows]}, indent=1))
     return rows[0], rows
+
+
+def _spec_dict(spec: CandidateSpec) -> dict[str, Any]:
+    return asdict(spec) | {'precision': spec.precision.value}
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix('.json')
+
+
+def _reusable(spec: CandidateSpec, path: Path) -> tuple[Bundle, dict[str, float], float] | None:
+    """Return the bundle an interrupted search built for ``spec``, or None if there is none."""
+    if not path.is_file():
+        return None
+    bundle = load_bundle(path)
+    made_from = bundle.manifest.provenance.get('compression')
+    if made_from != _spec_dict(spec):
+        raise ConfigError(f'{path} was built from {made_from!r}, not from the candidate '
+                          f'{_spec_dict(spec)!r}; remove it or start the search afresh '
+                          'without --resume.')
+    gap: dict[str, float] = {}
+    seconds = 0.0
+    if _sidecar(path).is_file():
+        record = json.loads(_sidecar(path).read_text())
+        gap, seconds = dict(record.get('latent_gap', {})), float(record.get('build_seconds', 0))
+    return bundle, gap, seconds
 
 
 def pareto_front(rows: Sequence[Candidate]) -> list[Candidate]:
