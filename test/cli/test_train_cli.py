@@ -104,3 +104,36 @@ def test_export_and_calibrate(work: Path, tmp_path: Path,
     (part,) = manifest.partitions
     assert part.calibration_scores.size == 120 and part.cusum.window == 10
     assert manifest.metrics['calibration']['frames'] == 240
+
+
+def test_compress_builds_the_chosen_candidates_and_resumes(work: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    out = tmp_path / 'compress'
+    assert main(['synth', str(tmp_path / 'val'), '--sequences', '3', '--frames', '20', '--seed',
+                 '200', '--size', '40x30']) == 0
+    argv = ['compress', work / 'run', '--data', work / 'train', '--calib', work / 'calib',
+            '--val', tmp_path / 'val', '--out', out, '--candidates', 'student-w0.5-int8',
+            '--shifts', 'rain', 'fog',
+            '--epochs', 1, '--bench-frames', 10, '--partitions', 'all', '--target-far', 0.05,
+            '--no-progress']
+    code, text, err = run(capsys, *argv)
+    assert code == 0, err
+    assert sorted(p.name for p in (out / 'candidates').glob('*.vood')) == [
+        'student-w0.5-int8.vood', 'teacher-fp32.vood']
+    search = json.loads((out / 'search.json').read_text())
+    assert [r['spec']['name'] for r in search['rows']] == ['teacher-fp32', 'student-w0.5-int8']
+    assert set(search['rows'][1]['auroc']) == {'rain', 'fog'}
+    assert load_bundle(out / 'lean.vood').manifest.calibrated
+    assert (out / 'pareto.md').is_file() and 'lean detector:' in text
+    code, text, err = run(capsys, *argv, '--resume')
+    assert code == 0, err
+    assert 'student-w0.5-int8: AUROC' in text and 'reused' in text
+
+
+def test_compress_rejects_an_unknown_candidate(work: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, 'compress', work / 'run', '--data', work / 'train', '--calib',
+                       work / 'calib', '--out', tmp_path / 'c', '--candidates', 'student-w9')
+    assert code != 0 and "Unknown candidate(s) ['student-w9']" in err
+    assert not (tmp_path / 'c').exists()

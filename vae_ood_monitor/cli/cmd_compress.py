@@ -49,6 +49,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help='cpu: int8 candidates; gpu: fp16 candidates')
     parser.add_argument('--shifts', nargs='+', default=list(DEFAULT_SHIFTS),
                         help=f'validation shifts (default: {" ".join(DEFAULT_SHIFTS)})')
+    parser.add_argument('--candidates', nargs='+', default=None, metavar='NAME',
+                        help='search only these candidates of the grid (default: all; '
+                        'e.g. the lean recipe found on another teacher)')
     parser.add_argument('--epochs', type=int, default=8, help='distillation epochs')
     parser.add_argument('--threads', type=int, default=1, help='benchmark threads')
     parser.add_argument('--bench-frames', type=int, default=300, help='timed frames each')
@@ -77,6 +80,14 @@ def _compress(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.shifts) - set(ALL_SHIFTS))
     if unknown:
         raise ConfigError(f'Unknown shift(s) {unknown!r}; choose from {", ".join(ALL_SHIFTS)}.')
+    grid = default_grid(args.target)
+    if args.candidates:
+        names = [spec.name for spec in grid]
+        missing = [n for n in args.candidates if n not in names]
+        if missing:
+            raise ConfigError(f'Unknown candidate(s) {missing!r} for --target {args.target}; '
+                              f'choose from {", ".join(names)}.')
+        grid = [spec for spec in grid if spec.name in args.candidates]
     if not (args.resume and (args.out / 'candidates').is_dir()):
         check_output(args.out, args.force, remove=True)
     options = calibration_options(args)
@@ -107,7 +118,7 @@ def _compress(args: argparse.Namespace) -> int:
 
     teacher_row, rows = run_search(
         teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
-        default_grid(args.target), args.out, assess, timer, budget=args.budget_auroc_drop,
+        grid, args.out, assess, timer, budget=args.budget_auroc_drop,
         config=DistillConfig(epochs=args.epochs, seed=args.seed), progress=not args.no_progress,
         resume=args.resume, log=lambda text: print(f'  {text}'))
     within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
