@@ -18,11 +18,17 @@ This is an evaluation script, not a unit test: it trains for several minutes. Th
 evaluation data only and never leave ../shared.
 
     python scripts/eval_donkeycar.py [--data ../shared/data/donkeycar_mat_track] [--out DIR]
+        [--run DIR] [--compress CANDIDATE...]
+
+``--compress`` then builds those candidates of the compression grid (e.g. the lean recipe
+``vae-ood compress`` chose on synthetic data) from this teacher, and prints their AUROC on the
+same real-frame shifts next to the teacher's, with the largest drop.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 from pathlib import Path
 import sys
@@ -66,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
+    parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
+                        help='compression candidates to build from the teacher and compare')
+    parser.add_argument('--distill-epochs', type=int, default=8)
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f'{args.data} not found: the real frames live in ../shared (evaluation only).')
@@ -130,7 +139,62 @@ def main(argv: list[str] | None = None) -> int:
     print(f'total {time.monotonic() - started:.0f} s; report in {args.out / "report"}')
     (args.out / 'summary.json').write_text(json.dumps(evaluation.to_dict(), indent=1,
                                                       default=str))
+    if args.compress:
+        options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
+                                     target_far=args.target_far, seed=args.seed)
+        ood_sets = {'tub10': ood_floor}
+        for kind in ALL_SHIFTS:
+            ood_sets[kind] = replace(test_set, images=shift_frames(test_set.images, kind, 'test',
+                                                                   args.seed))
+        compare_compressed(run, train_set, calib_set, test_set, ood_sets, options, args)
     return 0
+
+
+def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  # type: ignore
+                       args) -> None:
+    """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
+    from vae_ood_monitor.evaluate.bench import bench_models, BenchConfig
+    from vae_ood_monitor.evaluate.calibration import calibrate
+    from vae_ood_monitor.evaluate.report import evaluate_kl
+    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.train.distill import DistillConfig
+    from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.search import default_grid, run_search
+    from vae_ood_monitor.train.trainer import load_run
+
+    grid = [spec for spec in default_grid('cpu') if spec.name in args.compress]
+    unknown = sorted(set(args.compress) - {spec.name for spec in grid})
+    if unknown:
+        raise SystemExit(f'unknown candidate(s) {unknown}; see `vae-ood compress --help`')
+
+    def assess(bundle):  # type: ignore[no-untyped-def]
+        spec = bundle.manifest.input
+        size = (spec.height, spec.width)
+        bundle, _ = calibrate(bundle, calib_set.resized(*size), options)
+        id_kl = kl_of_images(bundle, test_set.resized(*size).images)
+        ood = {k: kl_of_images(bundle, v.resized(*size).images) for k, v in ood_sets.items()}
+        evaluation = evaluate_kl(bundle, id_kl, ood)
+        return bundle, {k: evaluation.auroc(k) for k in ood}
+
+    def timer(paths):  # type: ignore[no-untyped-def]
+        results = bench_models([(str(p), None) for p in paths],
+                               BenchConfig(frames=200, warmup=30, threads=1))
+        return {r.path: r.median_ms['total'] for r in results}
+
+    _, teacher = load_run(run)
+    teacher_row, rows = run_search(
+        teacher, bundle_from_run(run, name='teacher-fp32'), train_set, calib_set, grid,
+        args.out / 'compress', assess, timer,
+        config=DistillConfig(epochs=args.distill_epochs, seed=args.seed), progress=False,
+        resume=True, log=lambda text: print(f'  {text}'))
+    shifts = list(teacher_row.auroc)
+    print('| model | median ms (640x480 rgb8, 1 thread) | '
+          + ' | '.join(shifts) + ' | max drop |')
+    print('|' + '---|' * (len(shifts) + 3))
+    for row in [teacher_row] + [r for r in rows if r is not teacher_row]:
+        print(f'| {row.spec.name} | {row.median_ms:.3f} | '
+              + ' | '.join(f'{row.auroc[s]:.3f}' for s in shifts)
+              + f' | {row.min_drop(teacher_row.auroc):+.3f} |')
 
 
 if __name__ == '__main__':
