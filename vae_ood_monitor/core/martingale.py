@@ -20,27 +20,23 @@ from __future__ import annotations
 from collections import deque
 import math
 
-import numpy as np
 
 __all__ = ['PowerMartingale', 'log_power_martingale']
 
-_LOG_FACTORIAL = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, 4097, dtype=np.float64)))])
-
-
-def _log_factorials(upto: int) -> np.ndarray:
-    global _LOG_FACTORIAL
-    if upto >= _LOG_FACTORIAL.size:
-        extra = np.arange(_LOG_FACTORIAL.size, 2 * upto + 1, dtype=np.float64)
-        _LOG_FACTORIAL = np.concatenate([_LOG_FACTORIAL,
-                                         _LOG_FACTORIAL[-1] + np.cumsum(np.log(extra))])
-    return _LOG_FACTORIAL
+_EPS = 2.0 ** -45
 
 
 def log_power_martingale(sum_log_p: float, n: int) -> float:
     """Compute log M exactly for n p-values whose logs sum to ``sum_log_p`` (<= 0).
 
-    Terms are added until they have fallen by more than 2**-40 below the largest: past
-    k = 2a the ratio of consecutive terms a / (n + k + 2) is below 1/2.
+    Two exact forms in plain floats (a few microseconds per call, no arrays):
+
+    * ``a <= n + 1``: the series itself. Its terms fall from the first, each by the factor
+      ``a / (n + k + 2) < 1``; they are summed until they drop below 2**-45 of the total.
+    * ``a > n + 1``: the closed form ``M = n! * (exp(a) - sum_{j <= n} a**j / j!) / a**(n + 1)``,
+      written as ``log M = log n! - (n + 1) log a + a + log(1 - Q)`` with ``Q`` the Poisson
+      probability ``P(X <= n)`` for mean ``a`` (below 1/2 here, so ``log1p(-Q)`` loses nothing).
+      Its n + 1 terms are summed from the largest down, in units of the largest.
     """
     if n < 0:
         raise ValueError(f'n must be >= 0, got {n!r}')
@@ -49,12 +45,26 @@ def log_power_martingale(sum_log_p: float, n: int) -> float:
         return 0.0
     if a == 0.0:
         return -math.log(n + 1)
-    terms = int(math.ceil(2.0 * a)) + 41
-    table = _log_factorials(n + terms + 1)
-    k = np.arange(terms, dtype=np.float64)
-    log_terms = k * math.log(a) + table[n] - table[n + 1 + np.arange(terms)]
-    peak = float(log_terms.max())
-    return peak + math.log(float(np.exp(log_terms - peak).sum()))
+    if a <= n + 1:
+        term = 1.0 / (n + 1)
+        total = term
+        k = n + 2
+        while term > _EPS * total:
+            term *= a / k
+            total += term
+            k += 1
+        return math.log(total)
+    # Poisson P(X <= n) = exp(-a) a**n / n! * sum_{j <= n} r_j with r_n = 1, r_{j-1} = r_j j / a.
+    ratio_sum = 1.0
+    r = 1.0
+    for j in range(n, 0, -1):
+        r *= j / a
+        if r < _EPS * ratio_sum:
+            break
+        ratio_sum += r
+    log_factorial = math.lgamma(n + 1)
+    log_q = -a + n * math.log(a) - log_factorial + math.log(ratio_sum)
+    return log_factorial - (n + 1) * math.log(a) + a + math.log1p(-math.exp(log_q))
 
 
 class PowerMartingale:

@@ -44,10 +44,10 @@ def conformal_p_value(sorted_calibration: NDArray[np.float64], score: float,
     The result lies in [1 / (N + 1), 1].
     """
     n = sorted_calibration.size
-    upper = (n - int(np.searchsorted(sorted_calibration, score, 'left')) + 1) / (n + 1)
+    upper = (n - int(sorted_calibration.searchsorted(score, 'left')) + 1) / (n + 1)
     if tail == Tail.UPPER:
         return upper
-    lower = (int(np.searchsorted(sorted_calibration, score, 'right')) + 1) / (n + 1)
+    lower = (int(sorted_calibration.searchsorted(score, 'right')) + 1) / (n + 1)
     if tail == Tail.LOWER:
         return lower
     if tail != Tail.TWO_SIDED:
