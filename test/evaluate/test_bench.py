@@ -13,7 +13,7 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.image import to_rgb8
 from vae_ood_monitor.core.stats import STAGES
 from vae_ood_monitor.evaluate.bench import (bench_models, BenchConfig, BenchResult,
-                                            make_messages)
+                                            make_messages, peak_rss_mb, reset_peak_rss)
 from vood_testing import make_bundle
 
 CONFIG = BenchConfig(frames=20, warmup=2, width=160, height=120)
@@ -101,3 +101,12 @@ def test_make_messages_jpeg() -> None:
     decoded = to_rgb8(messages[0])
     assert decoded.shape == (120, 160, 3)
     assert np.abs(decoded.astype(int) - raw).mean() < 8  # lossy, but the same frame
+
+
+def test_peak_rss_can_be_reset_after_a_transient_allocation() -> None:
+    block = np.ones(200 * 2 ** 20, np.uint8)  # 200 MB, touched
+    high = peak_rss_mb()
+    del block
+    if not reset_peak_rss():
+        pytest.skip('this kernel cannot reset the peak RSS (/proc/self/clear_refs)')
+    assert peak_rss_mb() < high - 150
