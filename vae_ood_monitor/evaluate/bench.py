@@ -7,7 +7,9 @@ still come from one invocation on one machine, so ratios between models are side
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import asdict, dataclass, field
+import gc
 import importlib
 import multiprocessing
 import os
@@ -95,7 +97,8 @@ def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> 
     return calibrate_partitions(bundle, kl, target_far=0.01)
 
 
-def bench_model(path: str, config: BenchConfig, loader: str | None = None) -> BenchResult:
+def bench_model(path: str, config: BenchConfig, loader: str | None = None,
+                messages: list[Any] | None = None) -> BenchResult:
     """Time one model in this process.
 
     ``path`` is a bundle (``.vood``, run by ONNX Runtime) unless ``loader`` names a function
@@ -108,8 +111,9 @@ def bench_model(path: str, config: BenchConfig, loader: str | None = None) -> Be
     from vae_ood_monitor.core.typedefs import DecisionMode
 
     notes: list[str] = []
-    messages = make_messages(config)
-    # Rendering the test frames peaks far above what the monitor needs: measure from here on.
+    if messages is None:
+        messages = make_messages(config)
+    # Rendering or receiving the test frames is not the monitor's work: measure from here on.
     # What remains is the runtime, the model and the 16 encoded frames (~15 MB at 640x480).
     exact_peak = reset_peak_rss()
     if not exact_peak:
@@ -153,7 +157,16 @@ def bench_model(path: str, config: BenchConfig, loader: str | None = None) -> Be
 
 
 def reset_peak_rss() -> bool:
-    """Reset this process's peak resident set size (Linux); tell whether that worked."""
+    """Reset this process's peak resident set size (Linux); tell whether that worked.
+
+    Freed heap memory is first handed back to the system (glibc keeps it otherwise, and it
+    would still count as resident).
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
     try:
         with open('/proc/self/clear_refs', 'w', encoding='ascii') as handle:
             handle.write('5')
@@ -174,27 +187,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(path: str, config: BenchConfig, loader: str | None, queue: Any) -> None:
+def _child(path: str, config: BenchConfig, loader: str | None, messages: list[Any],
+           queue: Any) -> None:
     import cv2
     cv2.setNumThreads(config.threads)
     try:
-        queue.put(('ok', bench_model(path, config, loader)))
+        queue.put(('ok', bench_model(path, config, loader, messages)))
     except Exception as err:  # reported to the parent, which raises it as a one-line error
         queue.put(('error', f'{type(err).__name__}: {err}'))
 
 
 def bench_models(models: list[tuple[str, str | None]], config: BenchConfig, *,
                  isolate: bool = True) -> list[BenchResult]:
-    """Benchmark (path, loader) pairs one after another, each in its own process by default."""
+    """Benchmark (path, loader) pairs one after another, each in its own process by default.
+
+    The test frames are rendered once, here, and every model is fed the same ones.
+    """
     results = []
     saved = os.environ.get('OMP_NUM_THREADS')
     os.environ['OMP_NUM_THREADS'] = str(config.threads)  # inherited by the spawned children
+    messages = make_messages(config)  # the same frames for every model
     try:
         for path, loader in models:
             if isolate:
-                status, payload = _run_isolated(path, config, loader)
+                status, payload = _run_isolated(path, config, loader, messages)
             else:
-                status, payload = 'ok', bench_model(path, config, loader)
+                status, payload = 'ok', bench_model(path, config, loader, messages)
             if status != 'ok':
                 raise ConfigError(f'Benchmark of {path!r} failed: {payload}')
             results.append(payload)
@@ -206,10 +224,11 @@ def bench_models(models: list[tuple[str, str | None]], config: BenchConfig, *,
     return results
 
 
-def _run_isolated(path: str, config: BenchConfig, loader: str | None) -> tuple[str, Any]:
+def _run_isolated(path: str, config: BenchConfig, loader: str | None,
+                  messages: list[Any]) -> tuple[str, Any]:
     context = multiprocessing.get_context('spawn')
     queue = context.Queue()
-    child = context.Process(target=_child, args=(path, config, loader, queue))
+    child = context.Process(target=_child, args=(path, config, loader, messages, queue))
     child.start()
     try:
         while True:  # poll, so that a child that dies without a word cannot hang the parent
