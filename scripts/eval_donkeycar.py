@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
                         help='compression candidates to build from the teacher and compare')
     parser.add_argument('--distill-epochs', type=int, default=8)
+    parser.add_argument('--distill-mix', type=float, default=0.0,
+                        help='fraction of each distillation batch replaced by blended frames')
+    parser.add_argument('--compress-out', type=Path, default=None,
+                        help='where the candidates go (default: OUT/compress)')
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f'{args.data} not found: the real frames live in ../shared (evaluation only).')
@@ -184,8 +188,9 @@ def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  
     _, teacher = load_run(run)
     teacher_row, rows = run_search(
         teacher, bundle_from_run(run, name='teacher-fp32'), train_set, calib_set, grid,
-        args.out / 'compress', assess, timer,
-        config=DistillConfig(epochs=args.distill_epochs, seed=args.seed), progress=False,
+        args.compress_out or args.out / 'compress', assess, timer,
+        config=DistillConfig(epochs=args.distill_epochs, seed=args.seed,
+                             mix_p=args.distill_mix), progress=False,
         resume=True, log=lambda text: print(f'  {text}'))
     shifts = list(teacher_row.auroc)
     print('| model | median ms (640x480 rgb8, 1 thread) | '

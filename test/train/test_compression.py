@@ -262,3 +262,19 @@ def test_resumed_search_reuses_built_candidates_and_refuses_foreign_ones(
         search_once(grid, resume=False)
     with pytest.raises(ConfigError, match='built from'):  # same name, different recipe
         search_once([CandidateSpec('student', width=0.25)], resume=True)
+
+
+def test_blend_frames_replaces_the_asked_fraction_with_blends_of_batch_frames() -> None:
+    from vae_ood_monitor.train.distill import blend_frames
+
+    rng = np.random.default_rng(5)
+    batch = rng.integers(0, 256, (8, 12, 16, 3), dtype=np.uint8)
+    out = blend_frames(batch, np.random.default_rng(1), 0.5)
+    assert out.dtype == np.uint8 and out.shape == batch.shape
+    changed = [i for i in range(8) if not np.array_equal(out[i], batch[i])]
+    assert len(changed) == 4
+    low, high = batch.min(axis=0), batch.max(axis=0)
+    assert np.all(out >= low) and np.all(out <= high)  # every pixel a mix of batch pixels
+    assert np.array_equal(blend_frames(batch, rng, 0.0), batch)
+    with pytest.raises(ConfigError, match='mix_p'):
+        DistillConfig(mix_p=1.5)

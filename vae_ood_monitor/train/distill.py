@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.train.models import VAE
 
-__all__ = ['DistillConfig', 'distill', 'latent_gap', 'round_channels', 'student_spec']
+__all__ = ['blend_frames', 'DistillConfig', 'distill', 'latent_gap', 'round_channels',
+           'student_spec']
 
 LOSSES = ('moments', 'latent_kl', 'paper')
 
@@ -82,6 +83,10 @@ class DistillConfig:
     amp: str = 'auto'
     device: str = 'auto'
     grad_clip: float | None = 1e4
+    #: Fraction of every batch replaced by blends of two training frames (mixup with a random
+    #: weight, or a random rectangle pasted from another frame): inputs off the training
+    #: manifold, where the detector must still agree with the teacher.
+    mix_p: float = 0.0
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -90,6 +95,8 @@ class DistillConfig:
             raise ConfigError('epochs and batch_size must be >= 1 and lr > 0.')
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f'alpha {self.alpha!r} must be in [0, 1].')
+        if not 0.0 <= self.mix_p <= 1.0:
+            raise ConfigError(f'mix_p {self.mix_p!r} must be in [0, 1].')
         object.__setattr__(self, 'augment', tuple(self.augment))
 
 
@@ -97,6 +104,31 @@ def _tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     return tensor.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
         memory_format=torch.channels_last)
+
+
+def blend_frames(images: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """Replace ``fraction`` of a (N, H, W, 3) uint8 batch by blends of two of its frames.
+
+    Half of the blends are mixups (weight uniform in [0.2, 0.8]), half paste a random rectangle
+    (a quarter to three quarters of each side) of another frame. Returns a new array.
+    """
+    out = images.copy()
+    count = int(round(fraction * len(images)))
+    if count == 0 or len(images) < 2:
+        return out
+    height, width = images.shape[1:3]
+    for i in rng.choice(len(images), count, replace=False):
+        other = images[(i + rng.integers(1, len(images))) % len(images)]
+        if rng.random() < 0.5:
+            weight = rng.uniform(0.2, 0.8)
+            out[i] = np.clip(weight * images[i] + (1 - weight) * other + 0.5, 0, 255).astype(
+                np.uint8)
+        else:
+            h = int(rng.integers(height // 4, 3 * height // 4 + 1))
+            w = int(rng.integers(width // 4, 3 * width // 4 + 1))
+            top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+            out[i, top:top + h, left:left + w] = other[top:top + h, left:left + w]
+    return out
 
 
 def _student_input(images: np.ndarray, spec: EncoderSpec) -> np.ndarray:
@@ -152,6 +184,8 @@ def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
             if config.augment and config.augment_p > 0:
                 images = np.stack([augment_in_range(img, rng, config.augment,
                                                     config.augment_p) for img in images])
+            if config.mix_p > 0:
+                images = blend_frames(images, rng, config.mix_p)
             x_teacher = _tensor(images, device)
             x_student = _tensor(_student_input(images, student.spec), device)
             with torch.no_grad(), autocast(device, amp):
