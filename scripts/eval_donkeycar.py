@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from functools import partial
 import json
 from pathlib import Path
 import sys
@@ -157,10 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  # type: ignore
                        args) -> None:
     """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
-    from vae_ood_monitor.evaluate.bench import bench_models, BenchConfig
-    from vae_ood_monitor.evaluate.calibration import calibrate
-    from vae_ood_monitor.evaluate.report import evaluate_kl
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
+    from vae_ood_monitor.evaluate.calibration import calibrate_and_score
     from vae_ood_monitor.train.distill import DistillConfig
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import default_grid, run_search
@@ -170,21 +169,9 @@ def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  
     unknown = sorted(set(args.compress) - {spec.name for spec in grid})
     if unknown:
         raise SystemExit(f'unknown candidate(s) {unknown}; see `vae-ood compress --help`')
-
-    def assess(bundle):  # type: ignore[no-untyped-def]
-        spec = bundle.manifest.input
-        size = (spec.height, spec.width)
-        bundle, _ = calibrate(bundle, calib_set.resized(*size), options)
-        id_kl = kl_of_images(bundle, test_set.resized(*size).images)
-        ood = {k: kl_of_images(bundle, v.resized(*size).images) for k, v in ood_sets.items()}
-        evaluation = evaluate_kl(bundle, id_kl, ood)
-        return bundle, {k: evaluation.auroc(k) for k in ood}
-
-    def timer(paths):  # type: ignore[no-untyped-def]
-        results = bench_models([(str(p), None) for p in paths],
-                               BenchConfig(frames=200, warmup=30, threads=1))
-        return {r.path: r.median_ms['total'] for r in results}
-
+    assess = partial(calibrate_and_score, calib=calib_set, val=test_set, ood=ood_sets,
+                     options=options)
+    timer = partial(median_total_ms, config=BenchConfig(frames=200, warmup=30, threads=1))
     _, teacher = load_run(run)
     teacher_row, rows = run_search(
         teacher, bundle_from_run(run, name='teacher-fp32'), train_set, calib_set, grid,

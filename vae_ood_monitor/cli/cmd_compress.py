@@ -7,9 +7,11 @@ evaluation layer (calibration, per-shift AUROC, side-by-side latency benchmark).
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 import shutil
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output
 from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS,
@@ -68,10 +70,8 @@ def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.data.dataset import load_frames
     from vae_ood_monitor.data.shifts import shift_frames
-    from vae_ood_monitor.evaluate.bench import bench_models, BenchConfig
-    from vae_ood_monitor.evaluate.calibration import calibrate
-    from vae_ood_monitor.evaluate.report import evaluate_kl
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
+    from vae_ood_monitor.evaluate.calibration import calibrate_and_score
     from vae_ood_monitor.train.distill import DistillConfig
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import default_grid, run_search
@@ -99,22 +99,12 @@ def _compress(args: argparse.Namespace) -> int:
         val = load_frames(args.val, height, width)
     else:
         calib, val = calib.split_groups(0.5)
-    shifted = {kind: shift_frames(val.images, kind, 'test', args.seed) for kind in args.shifts}
-
-    def assess(bundle: Any) -> tuple[Any, dict[str, float]]:
-        spec = bundle.manifest.input
-        bundle, _ = calibrate(bundle, calib.resized(spec.height, spec.width), options)
-        size = (spec.height, spec.width)
-        id_kl = kl_of_images(bundle, val.resized(*size).images)
-        ood = {k: kl_of_images(bundle, _resize(v, size)) for k, v in shifted.items()}
-        evaluation = evaluate_kl(bundle, id_kl, ood)
-        return bundle, {k: evaluation.auroc(k) for k in ood}
-
-    def timer(paths: list[Path]) -> dict[str, float]:
-        config = BenchConfig(frames=args.bench_frames, warmup=30, threads=args.threads,
-                             providers=('cuda', 'cpu') if args.target == 'gpu' else ('cpu',))
-        results = bench_models([(str(p), None) for p in paths], config)
-        return {r.path: r.median_ms['total'] for r in results}
+    shifted = {kind: replace(val, images=shift_frames(val.images, kind, 'test', args.seed))
+               for kind in args.shifts}
+    assess = partial(calibrate_and_score, calib=calib, val=val, ood=shifted, options=options)
+    timer = partial(median_total_ms, config=BenchConfig(
+        frames=args.bench_frames, warmup=30, threads=args.threads,
+        providers=('cuda', 'cpu') if args.target == 'gpu' else ('cpu',)))
 
     teacher_row, rows = run_search(
         teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
@@ -133,15 +123,6 @@ def _compress(args: argparse.Namespace) -> int:
               'lean.vood is the teacher')
     print(f'lean detector: {best.spec.name} -> {args.out / "lean.vood"}')
     return 0
-
-
-def _resize(images: Any, size: tuple[int, int]) -> Any:
-    import numpy as np
-
-    from vae_ood_monitor.core.preprocess import resize_image
-    if images.shape[1:3] == size:
-        return images
-    return np.stack([resize_image(img, size[1], size[0], 'area') for img in images])
 
 
 def _table(rows: list[Candidate], teacher: Candidate, best: Candidate, budget: float) -> str:

@@ -24,7 +24,8 @@ import numpy as np
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.stats import STAGES
 
-__all__ = ['BenchConfig', 'BenchResult', 'bench_model', 'bench_models', 'make_messages']
+__all__ = ['BenchConfig', 'BenchResult', 'bench_model', 'bench_models', 'make_messages',
+           'median_total_ms', 'peak_rss_mb', 'reset_peak_rss']
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,12 @@ def bench_models(models: list[tuple[str, str | None]], config: BenchConfig, *,
         else:
             os.environ['OMP_NUM_THREADS'] = saved
     return results
+
+
+def median_total_ms(paths: list[Path], config: BenchConfig) -> dict[str, float]:
+    """Median full-path latency (ms) of each bundle, keyed by its path as a string."""
+    return {r.path: r.median_ms['total']
+            for r in bench_models([(str(p), None) for p in paths], config)}
 
 
 def _run_isolated(path: str, config: BenchConfig, loader: str | None,

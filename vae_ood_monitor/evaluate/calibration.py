@@ -18,7 +18,7 @@ The report (what was chosen and why, with validation figures) goes into the mani
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, TYPE_CHECKING
+from typing import Any, Callable, Mapping, TYPE_CHECKING
 
 import numpy as np
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.typedefs import Encoder
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['CalibrationOptions', 'calibrate', 'split_for_calibration']
+__all__ = ['CalibrationOptions', 'calibrate', 'calibrate_and_score', 'split_for_calibration']
 
 GENERIC = 'all'
 #: Offset of the seeds of validation shifts (evaluation uses the plain seed).
@@ -157,6 +157,25 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         say('sequential calibration skipped: the frames form no sequences long enough')
     metrics = {**bundle.manifest.metrics, 'calibration': report}
     return calibrated.with_manifest(partitions=tuple(partitions), metrics=metrics), report
+
+
+def calibrate_and_score(bundle: Bundle, calib: FrameArray, val: FrameArray,
+                        ood: Mapping[str, FrameArray], options: CalibrationOptions | None = None
+                        ) -> tuple[Bundle, dict[str, float]]:
+    """Calibrate ``bundle`` on ``calib``; return it and its AUROC per ``ood`` set against ``val``.
+
+    Every frame set is resized to the bundle's input first, so candidates with different input
+    sizes are judged on the same frames.
+    """
+    from vae_ood_monitor.evaluate.report import evaluate_kl
+
+    size = (bundle.manifest.input.height, bundle.manifest.input.width)
+    bundle, _ = calibrate(bundle, calib.resized(*size), options)
+    id_kl = kl_of_images(bundle, val.resized(*size).images)
+    ood_kl = {name: kl_of_images(bundle, frames.resized(*size).images)
+              for name, frames in ood.items()}
+    evaluation = evaluate_kl(bundle, id_kl, ood_kl)
+    return bundle, {name: evaluation.auroc(name) for name in ood_kl}
 
 
 def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
