@@ -62,6 +62,8 @@ def split_stretches(frames, length: int = 100):  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation and print/write the figures."""
+    from vae_ood_monitor.cli.options import add_distill_options
+
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--data', type=Path, default=DEFAULT_DATA)
     parser.add_argument('--out', type=Path, default=ROOT / 'work' / 'donkeycar')
@@ -75,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='reuse a finished training run instead of training')
     parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
                         help='compression candidates to build from the teacher and compare')
-    parser.add_argument('--distill-epochs', type=int, default=8)
     parser.add_argument('--distill-mix', type=float, default=0.0,
                         help='fraction of each distillation batch replaced by blended frames')
+    add_distill_options(parser, epochs_flag='--distill-epochs')
     parser.add_argument('--compress-out', type=Path, default=None,
                         help='where the candidates go (default: OUT/compress)')
     args = parser.parse_args(argv)
@@ -158,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  # type: ignore
                        args) -> None:
     """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
+    from vae_ood_monitor.cli.options import distill_config
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
-    from vae_ood_monitor.train.distill import DistillConfig
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import default_grid, run_search
     from vae_ood_monitor.train.trainer import load_run
@@ -173,11 +175,16 @@ def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  
                      options=options)
     timer = partial(median_total_ms, config=BenchConfig(frames=200, warmup=30, threads=1))
     _, teacher = load_run(run)
+    if args.transfer:
+        from vae_ood_monitor.data.dataset import concat_frames, load_frames
+
+        extra = load_frames(args.transfer, *train_set.images.shape[1:3])
+        print(f'distilling on {len(train_set)} training + {len(extra)} transfer frames')
+        train_set = concat_frames([train_set, extra])
     teacher_row, rows = run_search(
         teacher, bundle_from_run(run, name='teacher-fp32'), train_set, calib_set, grid,
         args.compress_out or args.out / 'compress', assess, timer,
-        config=DistillConfig(epochs=args.distill_epochs, seed=args.seed,
-                             mix_p=args.distill_mix), progress=False,
+        config=distill_config(args, mix_p=args.distill_mix), progress=False,
         resume=True, log=lambda text: print(f'  {text}'))
     shifts = list(teacher_row.auroc)
     print('| model | median ms (640x480 rgb8, 1 thread) | '

@@ -114,11 +114,13 @@ def test_compress_builds_the_chosen_candidates_and_resumes(work: Path, tmp_path:
                  '200', '--size', '40x30']) == 0
     argv = ['compress', work / 'run', '--data', work / 'train', '--calib', work / 'calib',
             '--val', tmp_path / 'val', '--out', out, '--candidates', 'student-w0.5-int8',
-            '--shifts', 'rain', 'fog',
+            '--shifts', 'rain', 'fog', '--transfer', tmp_path / 'val',
+            '--distill-augment', 'noise', 'fog', '--distill-augment-range', 'train',
             '--epochs', 1, '--bench-frames', 10, '--partitions', 'all', '--target-far', 0.05,
             '--no-progress']
     code, text, err = run(capsys, *argv)
     assert code == 0, err
+    assert 'distilling on 96 frames of --data and 60 of --transfer' in text
     assert sorted(p.name for p in (out / 'candidates').glob('*.vood')) == [
         'student-w0.5-int8.vood', 'teacher-fp32.vood']
     search = json.loads((out / 'search.json').read_text())
@@ -137,3 +139,6 @@ def test_compress_rejects_an_unknown_candidate(work: Path, tmp_path: Path,
                        work / 'calib', '--out', tmp_path / 'c', '--candidates', 'student-w9')
     assert code != 0 and "Unknown candidate(s) ['student-w9']" in err
     assert not (tmp_path / 'c').exists()
+    code, _, err = run(capsys, 'compress', work / 'run', '--data', work / 'train', '--calib',
+                       work / 'calib', '--out', tmp_path / 'c', '--distill-augment', 'lava')
+    assert code != 0 and "Unknown shift(s) ['lava'] in --distill-augment" in err

@@ -9,7 +9,7 @@ import pytest
 
 from vae_ood_monitor.core.errors import DataError
 from vae_ood_monitor.core.preprocess import resize_image
-from vae_ood_monitor.data.dataset import FrameArray, load_frames
+from vae_ood_monitor.data.dataset import concat_frames, FrameArray, load_frames
 from vae_ood_monitor.data.folder import FolderWriter
 
 
@@ -55,6 +55,27 @@ def test_split_groups_splits_each_sequence_in_time(tmp_path: Path) -> None:
     for group in np.unique(frames.groups):
         assert head.stamps[head.groups == group].max() < tail.stamps[tail.groups == group].min()
     assert isinstance(head, FrameArray)
+
+
+def test_concat_keeps_frames_in_order_and_groups_distinct(tmp_path: Path) -> None:
+    _write(tmp_path / 'a', 10, sequences=2)
+    _write(tmp_path / 'b', 6, sequences=3)
+    a, b = load_frames([tmp_path / 'a'], 12, 16), load_frames([tmp_path / 'b'], 12, 16)
+    joined = concat_frames([a, b])
+    assert len(joined) == 16
+    np.testing.assert_array_equal(joined.images[10:], b.images)
+    assert joined.labels.tolist() == a.labels.tolist() + b.labels.tolist()
+    assert len(np.unique(joined.groups)) == 5
+    assert len(joined.group_names) == len(a.group_names) + len(b.group_names)
+    for index in (0, 12):  # a group id still names its own source's group
+        source = a if index < 10 else b
+        local = index if index < 10 else index - 10
+        assert (joined.group_names[joined.groups[index]]
+                == source.group_names[source.groups[local]])
+    with pytest.raises(DataError, match='different sizes'):
+        concat_frames([a, load_frames([tmp_path / 'b'], 24, 32)])
+    with pytest.raises(DataError, match='No frame sets'):
+        concat_frames([])
 
 
 def test_errors(tmp_path: Path) -> None:

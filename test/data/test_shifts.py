@@ -202,6 +202,15 @@ def test_augment_in_range(frame: np.ndarray) -> None:
     small = [abs(_value(augment_in_range(frame, np.random.default_rng(i), ('brightness',), 1.0))
                  / _value(frame) - 1) for i in range(20)]
     assert max(small) < 0.55              # train range: within +-50 % (HSV rounding aside)
+    full = [abs(_value(augment_in_range(frame, np.random.default_rng(i), ('brightness',), 1.0,
+                                        split='full')) / _value(frame) - 1) for i in range(20)]
+    assert max(full) > 0.6                # the full range reaches test-range severities
+
+
+def test_full_split_spans_zero_to_one() -> None:
+    rng = np.random.default_rng(0)
+    draws = [sample_severity('noise', 'full', rng) for _ in range(400)]
+    assert 0.0 <= min(draws) < 0.05 and 0.95 < max(draws) <= 1.0
 
 
 @pytest.mark.parametrize(('call', 'error', 'match'), [
@@ -224,7 +233,7 @@ def test_augment_in_range(frame: np.ndarray) -> None:
     (lambda f, r: apply_shift(f[:0], 'rain', 0.5, r), DataError, r'shape \(0, 160, 3\)'),
     (lambda f, r: apply_shift([[0]], 'rain', 0.5, r), DataError, 'got list'),
     (lambda f, r: sample_severity('rain', 'val', r), ConfigError,
-     r"split must be one of \['train', 'test'\], got 'val'"),
+     r"split must be one of \['train', 'test', 'full'\], got 'val'"),
     (lambda f, r: sample_severity('mud', 'train', r), ConfigError, "unknown shift kind 'mud'"),
     (lambda f, r: ShiftProcess('rain', 0.5, seed=-1), ConfigError,
      'seed must be a non-negative int, got -1'),

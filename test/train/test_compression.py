@@ -70,10 +70,11 @@ def test_distillation_reduces_the_latent_gap() -> None:
         p.numel() for p in teacher.encoder.parameters())
 
 
-@pytest.mark.parametrize('loss', ['latent_kl', 'paper'])
+@pytest.mark.parametrize('loss', ['scores', 'latent_kl', 'paper'])
 def test_other_distillation_losses_train(tiny_run: Path, loss: str) -> None:
     _, teacher = load_run(tiny_run)
-    config = DistillConfig(epochs=1, batch_size=16, lr=3e-3, threads=1, amp='off', loss=loss)
+    config = DistillConfig(epochs=1, batch_size=16, lr=3e-3, threads=1, amp='off', loss=loss,
+                           augment=('noise', 'fog'), augment_split='full')
     student, history = distill(teacher, student_spec(teacher.spec, width=0.5), tiny_frames(),
                                config, progress=False)
     assert np.isfinite(history[0]['loss'])
@@ -278,3 +279,5 @@ def test_blend_frames_replaces_the_asked_fraction_with_blends_of_batch_frames() 
     assert np.array_equal(blend_frames(batch, rng, 0.0), batch)
     with pytest.raises(ConfigError, match='mix_p'):
         DistillConfig(mix_p=1.5)
+    with pytest.raises(ConfigError, match='augment_split'):
+        DistillConfig(augment_split='test')

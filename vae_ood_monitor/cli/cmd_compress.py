@@ -14,8 +14,8 @@ import shutil
 from typing import TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output
-from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS,
-                                         calibration_options)
+from vae_ood_monitor.cli.options import (add_calibration_options, add_distill_options,
+                                         ALL_SHIFTS, calibration_options, distill_config)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.train.search import Candidate
@@ -54,13 +54,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--candidates', nargs='+', default=None, metavar='NAME',
                         help='search only these candidates of the grid (default: all; '
                         'e.g. the lean recipe found on another teacher)')
-    parser.add_argument('--epochs', type=int, default=8, help='distillation epochs')
     parser.add_argument('--threads', type=int, default=1, help='benchmark threads')
     parser.add_argument('--bench-frames', type=int, default=300, help='timed frames each')
     parser.add_argument('--resume', action='store_true',
                         help='keep the candidates an interrupted search already built in '
                         '--out/candidates (re-assessed, not rebuilt)')
     parser.add_argument('--no-progress', action='store_true')
+    add_distill_options(parser)
     add_calibration_options(parser)
     add_force(parser)
     parser.set_defaults(func=_compress, partitions=['all', 'rain', 'brightness'])
@@ -68,11 +68,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.errors import ConfigError
-    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.dataset import concat_frames, load_frames
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
-    from vae_ood_monitor.train.distill import DistillConfig
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import default_grid, run_search
     from vae_ood_monitor.train.trainer import load_run
@@ -94,6 +93,10 @@ def _compress(args: argparse.Namespace) -> int:
     info, teacher = load_run(args.run)
     height, width = info.spec.input_hw
     frames = load_frames(args.data, height, width)
+    if args.transfer:
+        extra = load_frames(args.transfer, height, width)
+        print(f'distilling on {len(frames)} frames of --data and {len(extra)} of --transfer')
+        frames = concat_frames([frames, extra])
     calib = load_frames(args.calib, height, width)
     if args.val:
         val = load_frames(args.val, height, width)
@@ -109,7 +112,7 @@ def _compress(args: argparse.Namespace) -> int:
     teacher_row, rows = run_search(
         teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
         grid, args.out, assess, timer, budget=args.budget_auroc_drop,
-        config=DistillConfig(epochs=args.epochs, seed=args.seed), progress=not args.no_progress,
+        config=distill_config(args), progress=not args.no_progress,
         resume=args.resume, log=lambda text: print(f'  {text}'))
     within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
     best = min(within, key=lambda r: r.median_ms) if within else teacher_row

@@ -1,4 +1,4 @@
-"""Command-line options shared by several subcommands (data loading, calibration)."""
+"""Command-line options shared by several subcommands (data, calibration, distillation)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.evaluate.calibration import CalibrationOptions
+    from vae_ood_monitor.train.distill import DistillConfig
 
-__all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'calibration_options',
-           'load_for_bundle']
+__all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'add_distill_options',
+           'calibration_options', 'distill_config', 'load_for_bundle']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
@@ -62,6 +63,46 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
         target_far=args.target_far, partitions=tuple(args.partitions), selection=args.select,
         sequential=not args.no_sequential, window=args.window, alarm_rate=args.alarm_rate,
         margin=args.margin, validation_shifts=tuple(args.validation_shifts), seed=args.seed)
+
+
+def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--epochs') -> None:
+    """Options of the knowledge distillation (compress; scripts/eval_donkeycar.py)."""
+    group = parser.add_argument_group('distillation')
+    group.add_argument(epochs_flag, dest='distill_epochs', type=int, default=8,
+                       help='distillation epochs (default 8)')
+    group.add_argument('--transfer', nargs='+', default=[], metavar='PATH',
+                       help='extra frames (folders, videos, tubs, bags) the students learn the '
+                       'teacher on, besides --data: other recordings or synthetic drives widen '
+                       'the inputs where student and teacher agree')
+    group.add_argument('--distill-augment', nargs='+', default=None, metavar='SHIFT',
+                       help='shifts applied to distillation inputs (default: every synthetic '
+                       'shift)')
+    group.add_argument('--distill-augment-p', type=float, default=None, metavar='P',
+                       help='probability of each --distill-augment shift per frame '
+                       '(default 0.1)')
+    group.add_argument('--distill-augment-range', default=None, choices=['train', 'full'],
+                       help="severities of those shifts: 'full' = all of [0, 1] (default), "
+                       "'train' = the teacher's training range")
+    group.add_argument('--distill-loss', default=None,
+                       choices=['moments', 'scores', 'latent_kl', 'paper'],
+                       help='moments: MSE of (mu, logvar) (default); scores: plus the per-dim '
+                       'KL on a log scale; latent_kl: KL(teacher || student); paper: the '
+                       "paper's output matching with a student decoder")
+
+
+def distill_config(args: argparse.Namespace, **fixed: Any) -> DistillConfig:
+    """Build the DistillConfig from parsed :func:`add_distill_options` arguments."""
+    from vae_ood_monitor.core.errors import ConfigError
+    from vae_ood_monitor.train.distill import DistillConfig
+
+    unknown = sorted(set(args.distill_augment or ()) - set(ALL_SHIFTS))
+    if unknown:
+        raise ConfigError(f'Unknown shift(s) {unknown!r} in --distill-augment; choose from '
+                          f'{", ".join(ALL_SHIFTS)}.')
+    chosen = {'augment': args.distill_augment, 'augment_p': args.distill_augment_p,
+              'augment_split': args.distill_augment_range, 'loss': args.distill_loss}
+    return DistillConfig(epochs=args.distill_epochs, seed=args.seed, **fixed,
+                         **{key: value for key, value in chosen.items() if value is not None})
 
 
 def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None) -> FrameArray:

@@ -22,7 +22,7 @@ from vae_ood_monitor.data.sources import Frame, FrameSource, open_source
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ['FrameArray', 'Progress', 'load_frames']
+__all__ = ['concat_frames', 'FrameArray', 'Progress', 'load_frames']
 
 #: Wraps an iterable to show progress (e.g. ``functools.partial(tqdm, desc=...)``).
 Progress = Callable[[Iterable[Frame], int, str], Iterable[Frame]]
@@ -77,6 +77,23 @@ class FrameArray:
                 'sources': sorted({n.split('#')[0] for n in self.group_names}),
                 'labelled_ood': int((self.labels == 1).sum()),
                 'labelled_id': int((self.labels == 0).sum())}
+
+
+def concat_frames(parts: Sequence[FrameArray]) -> FrameArray:
+    """Join frame sets of one size into one; group ids are renumbered to stay distinct."""
+    if not parts:
+        raise DataError('No frame sets to join.')
+    sizes = {part.images.shape[1:] for part in parts}
+    if len(sizes) > 1:
+        raise DataError(f'Frame sets of different sizes {sorted(sizes)} cannot be joined; '
+                        'load them at one size.')
+    offsets = np.cumsum([0] + [len(part.group_names) for part in parts[:-1]])
+    return FrameArray(np.concatenate([part.images for part in parts]),
+                      np.concatenate([part.labels for part in parts]),
+                      np.concatenate([part.stamps for part in parts]),
+                      np.concatenate([part.groups + offset
+                                      for part, offset in zip(parts, offsets)]).astype(np.int32),
+                      tuple(name for part in parts for name in part.group_names))
 
 
 def load_frames(paths: Sequence[str | os.PathLike[str] | FrameSource], height: int, width: int,

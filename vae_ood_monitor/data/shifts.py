@@ -156,11 +156,15 @@ def apply_shift(image: NDArray[np.uint8], kind: ShiftKind | str, severity: float
 
 
 def sample_severity(kind: ShiftKind | str, split: str, rng: np.random.Generator) -> float:
-    """Draw a severity uniformly from the ``split`` ('train' or 'test') range of ``kind``."""
+    """Draw a severity uniformly from the ``split`` range of ``kind``.
+
+    ``split``: 'train', 'test', or 'full' (all of [0, 1]: for distillation inputs, where the
+    student must follow the teacher on heavy corruptions too).
+    """
     k = _kind(kind)
-    if split not in SPLITS:
-        raise ConfigError(f'split must be one of {list(SPLITS)}, got {split!r}')
-    lo, hi = SEVERITY_RANGES[k][split]
+    if split not in SPLITS + ('full',):
+        raise ConfigError(f'split must be one of {list(SPLITS) + ["full"]}, got {split!r}')
+    lo, hi = (0.0, 1.0) if split == 'full' else SEVERITY_RANGES[k][split]
     return float(min(hi, _rng(rng).uniform(lo, hi)))
 
 
@@ -205,9 +209,10 @@ def shift_frames(images: NDArray[np.uint8] | Iterable[NDArray[np.uint8]],
 
 def augment_in_range(image: NDArray[np.uint8], rng: np.random.Generator,
                      kinds: Iterable[ShiftKind | str] = ('rain', 'brightness'),
-                     p: float = 0.5) -> NDArray[np.uint8]:
+                     p: float = 0.5, split: str = 'train') -> NDArray[np.uint8]:
     """Training-time augmentation: apply each kind with probability ``p`` at a train severity.
 
+    ``split='full'`` draws severities from all of [0, 1] instead (distillation inputs).
     Always returns a new array (a copy when nothing was applied).
     """
     if (isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)
@@ -217,5 +222,5 @@ def augment_in_range(image: NDArray[np.uint8], rng: np.random.Generator,
     out, gen = _image(image).copy(), _rng(rng)
     for kind in checked:
         if gen.random() < p:
-            out = apply_shift(out, kind, sample_severity(kind, 'train', gen), gen)
+            out = apply_shift(out, kind, sample_severity(kind, split, gen), gen)
     return out

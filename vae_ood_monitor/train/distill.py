@@ -24,7 +24,7 @@ import torch.nn.functional as F  # noqa: N812
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.preprocess import resize_image
 from vae_ood_monitor.data.shifts import augment_in_range
-from vae_ood_monitor.train.losses import gaussian_kl, vae_loss
+from vae_ood_monitor.train.losses import gaussian_kl, kl_per_dim, vae_loss
 from vae_ood_monitor.train.models import Decoder, Encoder, EncoderSpec
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, seed_everything,
                                            set_threads)
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ['blend_frames', 'DistillConfig', 'distill', 'latent_gap', 'round_channels',
            'student_spec']
 
-LOSSES = ('moments', 'latent_kl', 'paper')
+LOSSES = ('moments', 'scores', 'latent_kl', 'paper')
 
 
 def round_channels(channels: float, multiple: int = 8) -> int:
@@ -78,6 +78,9 @@ class DistillConfig:
     beta: float = 1.4
     augment: tuple[str, ...] = ('rain', 'brightness')
     augment_p: float = 0.5
+    #: Severity range of the augmentations: 'train' (the teacher's training range) or 'full'
+    #: (all of [0, 1], so that the student also learns the teacher's response to heavy shifts).
+    augment_split: str = 'train'
     seed: int = 0
     threads: int | None = None
     amp: str = 'auto'
@@ -95,6 +98,8 @@ class DistillConfig:
             raise ConfigError('epochs and batch_size must be >= 1 and lr > 0.')
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f'alpha {self.alpha!r} must be in [0, 1].')
+        if self.augment_split not in ('train', 'full'):
+            raise ConfigError(f'augment_split {self.augment_split!r} must be train or full.')
         if not 0.0 <= self.mix_p <= 1.0:
             raise ConfigError(f'mix_p {self.mix_p!r} must be in [0, 1].')
         object.__setattr__(self, 'augment', tuple(self.augment))
@@ -183,7 +188,8 @@ def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
             images = frames.images[index]
             if config.augment and config.augment_p > 0:
                 images = np.stack([augment_in_range(img, rng, config.augment,
-                                                    config.augment_p) for img in images])
+                                                    config.augment_p, config.augment_split)
+                                   for img in images])
             if config.mix_p > 0:
                 images = blend_frames(images, rng, config.mix_p)
             x_teacher = _tensor(images, device)
@@ -217,8 +223,14 @@ def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
 def _loss(config: DistillConfig, mu_s: torch.Tensor, lv_s: torch.Tensor, mu_t: torch.Tensor,
           lv_t: torch.Tensor, recon_s: torch.Tensor | None, recon_t: torch.Tensor | None,
           x: torch.Tensor) -> torch.Tensor:
-    if config.loss == 'moments':
-        return F.mse_loss(mu_s, mu_t) + F.mse_loss(lv_s, lv_t)
+    if config.loss in ('moments', 'scores'):
+        moments = F.mse_loss(mu_s, mu_t) + F.mse_loss(lv_s, lv_t)
+        if config.loss == 'moments':
+            return moments
+        # The detector ranks frames by sums of per-dim KL: match those too, on a log scale so
+        # that the few huge teacher KLs do not drown the rest.
+        return moments + F.mse_loss(torch.log1p(kl_per_dim(mu_s, lv_s)),
+                                    torch.log1p(kl_per_dim(mu_t, lv_t)))
     if config.loss == 'latent_kl':
         # KL(teacher || student) per dim; log-variances floored so that very confident
         # teacher posteriors do not make the loss explode.
