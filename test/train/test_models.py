@@ -15,7 +15,8 @@ def test_presets_reconstruct_input_shape(name: str) -> None:
     preset = get_preset(name)
     model = VAE(preset.encoder, preset.decoder_width)
     x = torch.rand(2, 3, *preset.encoder.input_hw)
-    recon, mu, logvar = model(x)
+    with torch.no_grad():
+        recon, mu, logvar = model(x)
     assert recon.shape == x.shape
     assert mu.shape == logvar.shape == (2, preset.encoder.latent_dim)
     assert float(recon.min()) >= 0.0 and float(recon.max()) <= 1.0
