@@ -68,10 +68,10 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
 def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--epochs') -> None:
     """Options of the knowledge distillation (compress; scripts/eval_donkeycar.py)."""
     group = parser.add_argument_group('distillation')
-    group.add_argument(epochs_flag, dest='distill_epochs', type=int, default=8,
+    group.add_argument(epochs_flag, dest='distill_epochs', type=int, default=8, metavar='N',
                        help='distillation epochs (default 8)')
     group.add_argument('--transfer', nargs='+', default=[], metavar='PATH',
-                       help='extra frames (folders, videos, tubs, bags) the students learn the '
+                       help='extra frames (image folders, videos, tubs) the students learn the '
                        'teacher on, besides --data: other recordings or synthetic drives widen '
                        'the inputs where student and teacher agree')
     group.add_argument('--distill-augment', nargs='+', default=None, metavar='SHIFT',
