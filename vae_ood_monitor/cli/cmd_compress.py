@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output
 from vae_ood_monitor.cli.options import (add_calibration_options, add_distill_options,
-                                         ALL_SHIFTS, calibration_options, distill_config)
+                                         calibration_options, check_shifts, distill_config)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.train.search import Candidate
@@ -76,9 +76,7 @@ def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.train.search import default_grid, run_search
     from vae_ood_monitor.train.trainer import load_run
 
-    unknown = sorted(set(args.shifts) - set(ALL_SHIFTS))
-    if unknown:
-        raise ConfigError(f'Unknown shift(s) {unknown!r}; choose from {", ".join(ALL_SHIFTS)}.')
+    check_shifts(args.shifts)
     grid = default_grid(args.target)
     if args.candidates:
         names = [spec.name for spec in grid]

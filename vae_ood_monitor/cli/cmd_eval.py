@@ -8,7 +8,7 @@ from typing import Any, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output, emit_json
 from vae_ood_monitor.cli.options import (add_calibration_options, add_data_options, ALL_SHIFTS,
-                                         calibration_options, load_for_bundle)
+                                         calibration_options, check_shifts, load_for_bundle)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
@@ -111,10 +111,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise CalibrationError(f'{str(args.model)!r} is not calibrated; run `vae-ood calibrate '
                                f'{args.model} --data ID_FRAMES` first.')
     shifts = list(ALL_SHIFTS) if 'all' in args.shift else list(args.shift)
-    unknown = sorted(set(shifts) - set(ALL_SHIFTS))
-    if unknown:
-        raise ConfigError(f'Unknown shift(s) {unknown!r}; choose from {", ".join(ALL_SHIFTS)} '
-                          'or all.')
+    check_shifts(shifts, also=' or all')
     if not shifts and not args.ood:
         raise ConfigError('Nothing to evaluate against: pass --ood DATA and/or --shift NAME.')
     if args.out is not None:

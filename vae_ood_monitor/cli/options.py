@@ -14,11 +14,22 @@ if TYPE_CHECKING:
     from vae_ood_monitor.train.distill import DistillConfig
 
 __all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'add_distill_options',
-           'calibration_options', 'distill_config', 'load_for_bundle']
+           'calibration_options', 'check_shifts', 'distill_config', 'load_for_bundle']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
               'objects')
+
+
+def check_shifts(names: Sequence[str], option: str = '', also: str = '') -> None:
+    """Raise ConfigError naming every unknown shift in ``names`` (given to ``option``)."""
+    from vae_ood_monitor.core.errors import ConfigError
+
+    unknown = sorted(set(names) - set(ALL_SHIFTS))
+    if unknown:
+        where = f' in {option}' if option else ''
+        raise ConfigError(f'Unknown shift(s) {unknown!r}{where}; choose from '
+                          f'{", ".join(ALL_SHIFTS)}{also}.')
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -92,13 +103,9 @@ def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--e
 
 def distill_config(args: argparse.Namespace, **fixed: Any) -> DistillConfig:
     """Build the DistillConfig from parsed :func:`add_distill_options` arguments."""
-    from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.train.distill import DistillConfig
 
-    unknown = sorted(set(args.distill_augment or ()) - set(ALL_SHIFTS))
-    if unknown:
-        raise ConfigError(f'Unknown shift(s) {unknown!r} in --distill-augment; choose from '
-                          f'{", ".join(ALL_SHIFTS)}.')
+    check_shifts(args.distill_augment or (), '--distill-augment')
     chosen = {'augment': args.distill_augment, 'augment_p': args.distill_augment_p,
               'augment_split': args.distill_augment_range, 'loss': args.distill_loss}
     return DistillConfig(epochs=args.distill_epochs, seed=args.seed, **fixed,
