@@ -83,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--compress-out', type=Path, default=None,
                         help='where the candidates go (default: OUT/compress)')
     args = parser.parse_args(argv)
+    grid = None
+    if args.compress:  # checked before the evaluation, which takes minutes
+        from vae_ood_monitor.core.errors import ConfigError
+        from vae_ood_monitor.train.search import select_grid
+
+        try:
+            grid = select_grid('cpu', args.compress)
+        except ConfigError as err:
+            raise SystemExit(str(err)) from None
     if not args.data.is_dir():
         print(f'{args.data} not found: the real frames live in ../shared (evaluation only).')
         return 2
@@ -146,44 +155,35 @@ def main(argv: list[str] | None = None) -> int:
     print(f'total {time.monotonic() - started:.0f} s; report in {args.out / "report"}')
     (args.out / 'summary.json').write_text(json.dumps(evaluation.to_dict(), indent=1,
                                                       default=str))
-    if args.compress:
+    if grid:
         options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
                                      target_far=args.target_far, seed=args.seed)
         ood_sets = {'tub10': ood_floor}
         for kind in ALL_SHIFTS:
             ood_sets[kind] = replace(test_set, images=shift_frames(test_set.images, kind, 'test',
                                                                    args.seed))
-        compare_compressed(run, train_set, calib_set, test_set, ood_sets, options, args)
+        compare_compressed(run, grid, train_set, calib_set, test_set, ood_sets, options,
+                           args)
     return 0
 
 
-def compare_compressed(run, train_set, calib_set, test_set, ood_sets, options,  # type: ignore
-                       args) -> None:
+def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignore
+                       ood_sets, options, args) -> None:
     """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
-    from vae_ood_monitor.cli.options import distill_config
+    from vae_ood_monitor.cli.options import distill_config, with_transfer
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.search import default_grid, run_search
+    from vae_ood_monitor.train.search import run_search
     from vae_ood_monitor.train.trainer import load_run
 
-    grid = [spec for spec in default_grid('cpu') if spec.name in args.compress]
-    unknown = sorted(set(args.compress) - {spec.name for spec in grid})
-    if unknown:
-        raise SystemExit(f'unknown candidate(s) {unknown}; see `vae-ood compress --help`')
     assess = partial(calibrate_and_score, calib=calib_set, val=test_set, ood=ood_sets,
                      options=options)
     timer = partial(median_total_ms, config=BenchConfig(frames=200, warmup=30, threads=1))
     _, teacher = load_run(run)
-    if args.transfer:
-        from vae_ood_monitor.data.dataset import concat_frames, load_frames
-
-        extra = load_frames(args.transfer, *train_set.images.shape[1:3])
-        print(f'distilling on {len(train_set)} training + {len(extra)} transfer frames')
-        train_set = concat_frames([train_set, extra])
     teacher_row, rows = run_search(
-        teacher, bundle_from_run(run, name='teacher-fp32'), train_set, calib_set, grid,
-        args.compress_out or args.out / 'compress', assess, timer,
+        teacher, bundle_from_run(run, name='teacher-fp32'), with_transfer(train_set, args),
+        calib_set, grid, args.compress_out or args.out / 'compress', assess, timer,
         config=distill_config(args, mix_p=args.distill_mix), progress=False,
         resume=True, log=lambda text: print(f'  {text}'))
     shifts = list(teacher_row.auroc)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output
 from vae_ood_monitor.cli.options import (add_calibration_options, add_distill_options,
-                                         calibration_options, check_shifts, distill_config)
+                                         calibration_options, check_shifts, distill_config,
+                                         with_transfer)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.train.search import Candidate
@@ -67,34 +68,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from vae_ood_monitor.core.errors import ConfigError
-    from vae_ood_monitor.data.dataset import concat_frames, load_frames
+    from vae_ood_monitor.data.dataset import load_frames
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.search import default_grid, run_search
+    from vae_ood_monitor.train.search import run_search, select_grid
     from vae_ood_monitor.train.trainer import load_run
 
     check_shifts(args.shifts)
-    grid = default_grid(args.target)
-    if args.candidates:
-        names = [spec.name for spec in grid]
-        missing = [n for n in args.candidates if n not in names]
-        if missing:
-            raise ConfigError(f'Unknown candidate(s) {missing!r} for --target {args.target}; '
-                              f'choose from {", ".join(names)}.')
-        grid = [spec for spec in grid if spec.name in args.candidates]
+    grid = select_grid(args.target, args.candidates)
     if not (args.resume and (args.out / 'candidates').is_dir()):
         check_output(args.out, args.force, remove=True)
     options = calibration_options(args)
     info, teacher = load_run(args.run)
     height, width = info.spec.input_hw
-    frames = load_frames(args.data, height, width)
-    if args.transfer:
-        extra = load_frames(args.transfer, height, width)
-        print(f'distilling on {len(frames)} frames of --data and {len(extra)} of --transfer')
-        frames = concat_frames([frames, extra])
+    frames = with_transfer(load_frames(args.data, height, width), args)
     calib = load_frames(args.calib, height, width)
     if args.val:
         val = load_frames(args.val, height, width)

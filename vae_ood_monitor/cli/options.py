@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.train.distill import DistillConfig
 
 __all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'add_distill_options',
-           'calibration_options', 'check_shifts', 'distill_config', 'load_for_bundle']
+           'calibration_options', 'check_shifts', 'distill_config', 'load_for_bundle',
+           'with_transfer']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
@@ -110,6 +111,17 @@ def distill_config(args: argparse.Namespace, **fixed: Any) -> DistillConfig:
               'augment_split': args.distill_augment_range, 'loss': args.distill_loss}
     return DistillConfig(epochs=args.distill_epochs, seed=args.seed, **fixed,
                          **{key: value for key, value in chosen.items() if value is not None})
+
+
+def with_transfer(frames: FrameArray, args: argparse.Namespace) -> FrameArray:
+    """Return the distillation inputs: ``frames`` plus the ``--transfer`` frames, same size."""
+    from vae_ood_monitor.data.dataset import concat_frames, load_frames
+
+    if not args.transfer:
+        return frames
+    extra = load_frames(args.transfer, *frames.images.shape[1:3])
+    print(f'distilling on {len(frames)} frames of --data and {len(extra)} of --transfer')
+    return concat_frames([frames, extra])
 
 
 def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None) -> FrameArray:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.train.models import VAE
 
-__all__ = ['Candidate', 'CandidateSpec', 'default_grid', 'pareto_front', 'run_search']
+__all__ = ['Candidate', 'CandidateSpec', 'default_grid', 'pareto_front', 'run_search',
+           'select_grid']
 
 Assess = Callable[[Bundle], 'tuple[Bundle, dict[str, float]]']
 Timer = Callable[[Sequence[Path]], 'dict[str, float]']
@@ -108,6 +109,19 @@ def default_grid(target: str = 'cpu') -> list[CandidateSpec]:
         grid.append(CandidateSpec('student-w0.5-s0.5-int8-qat', width=0.5, input_scale=0.5,
                                   precision=Precision.INT8, qat=True))
     return grid
+
+
+def select_grid(target: str = 'cpu', names: Sequence[str] | None = None) -> list[CandidateSpec]:
+    """Return the grid for ``target``, restricted to ``names`` (all when None or empty)."""
+    grid = default_grid(target)
+    if not names:
+        return grid
+    known = [spec.name for spec in grid]
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ConfigError(f'Unknown candidate(s) {missing!r} for --target {target}; '
+                          f'choose from {", ".join(known)}.')
+    return [spec for spec in grid if spec.name in names]
 
 
 def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: FrameArray,
