@@ -132,9 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         log=print)
     save_bundle(bundle, args.out / 'model.vood', force=True)
     id_kl = kl_of_images(bundle, test_set.images)
+    shifted = {kind: replace(test_set, images=shift_frames(test_set.images, kind, 'test',
+                                                           args.seed)) for kind in ALL_SHIFTS}
     ood = {'tub10 (granite floor)': kl_of_images(bundle, ood_floor.images)}
-    for kind in ALL_SHIFTS:
-        ood[kind] = kl_of_images(bundle, shift_frames(test_set.images, kind, 'test', args.seed))
+    for kind, frames in shifted.items():
+        ood[kind] = kl_of_images(bundle, frames.images)
     evaluation = evaluate_kl(bundle, id_kl, ood)
     sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=args.seed)
     floor_kl = ood['tub10 (granite floor)']
@@ -158,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if grid:
         options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
                                      target_far=args.target_far, seed=args.seed)
-        ood_sets = {'tub10': ood_floor}
-        for kind in ALL_SHIFTS:
-            ood_sets[kind] = replace(test_set, images=shift_frames(test_set.images, kind, 'test',
-                                                                   args.seed))
+        ood_sets = {'tub10': ood_floor, **shifted}
         compare_compressed(run, grid, train_set, calib_set, test_set, ood_sets, options,
                            args)
     return 0
