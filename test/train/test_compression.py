@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -243,9 +244,10 @@ def test_resumed_search_reuses_built_candidates_and_refuses_foreign_ones(
     def timer(paths):  # type: ignore[no-untyped-def]
         return {str(p): 1.0 for p in paths}
 
-    def search_once(specs: list[CandidateSpec], resume: bool) -> list[Candidate]:
+    def search_once(specs: list[CandidateSpec], resume: bool,
+                    settings: DistillConfig = config) -> list[Candidate]:
         return run_search(teacher, teacher_bundle, frames, frames, specs, tmp_path, assess,
-                          timer, config=config, progress=False, resume=resume,
+                          timer, config=settings, progress=False, resume=resume,
                           log=lambda _: None)[1]
 
     first = search_once(grid, resume=False)
@@ -263,6 +265,11 @@ def test_resumed_search_reuses_built_candidates_and_refuses_foreign_ones(
         search_once(grid, resume=False)
     with pytest.raises(ConfigError, match='built from'):  # same name, different recipe
         search_once([CandidateSpec('student', width=0.25)], resume=True)
+    with pytest.raises(ConfigError, match='built from'):  # same spec, other distillation
+        search_once(grid, resume=True, settings=replace(config, augment_p=0.3))
+    # where it ran is not part of the recipe: reused (_build would raise), not rebuilt
+    reused = search_once(grid, resume=True, settings=replace(config, threads=2))
+    assert Path(reused[1].path).read_bytes() == built
 
 
 def test_blend_frames_replaces_the_asked_fraction_with_blends_of_batch_frames() -> None:

@@ -151,7 +151,7 @@ def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: F
                          progress=progress)
         encoder = qat.export_module()
     bundle = bundle_from_encoder(encoder, encoder.spec, name=spec.name,
-                                 provenance={'compression': _spec_dict(spec)})
+                                 provenance=_recipe(spec, config))
     if spec.precision is Precision.INT8:
         pick = np.linspace(0, len(calibration) - 1, min(300, len(calibration))).astype(int)
         images = np.stack([_resize(calibration.images[i], bundle) for i in pick])
@@ -179,8 +179,9 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
     Bundles go to ``out/candidates/<name>.vood`` (calibrated); ``out/search.json`` records
     everything. The caller picks the winner with :func:`pareto_front` / the budget. With
     ``resume``, a candidate whose bundle is already in ``out/candidates`` and was built from the
-    same spec is re-assessed instead of rebuilt (an interrupted search loses one candidate at
-    most); a bundle built from another spec is an error rather than silently reused.
+    same recipe (spec and distillation settings) is re-assessed instead of rebuilt (an
+    interrupted search loses one candidate at most); a bundle built from another recipe is an
+    error rather than silently reused.
     """
     config = config or DistillConfig()
     folder = out / 'candidates'
@@ -195,7 +196,7 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
     for spec in grid:
         started = time.monotonic()
         path = folder / f'{spec.name}.vood'
-        built = _reusable(spec, path) if resume else None
+        built = _reusable(spec, config, path) if resume else None
         if built is None:
             bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
             build_seconds = time.monotonic() - started
@@ -225,20 +226,32 @@ def _spec_dict(spec: CandidateSpec) -> dict[str, Any]:
     return asdict(spec) | {'precision': spec.precision.value}
 
 
+def _recipe(spec: CandidateSpec, config: DistillConfig) -> dict[str, Any]:
+    """Return what a candidate is built from (its provenance): spec and distillation settings.
+
+    Where the distillation runs (threads, device) is left out: it does not change the recipe.
+    """
+    settings = {k: v for k, v in asdict(config).items() if k not in ('threads', 'device')}
+    return {'compression': _spec_dict(spec),
+            'distillation': json.loads(json.dumps(settings))}  # as it reads back from a bundle
+
+
 def _sidecar(path: Path) -> Path:
     return path.with_suffix('.json')
 
 
-def _reusable(spec: CandidateSpec, path: Path) -> tuple[Bundle, dict[str, float], float] | None:
+def _reusable(spec: CandidateSpec, config: DistillConfig, path: Path
+              ) -> tuple[Bundle, dict[str, float], float] | None:
     """Return the bundle an interrupted search built for ``spec``, or None if there is none."""
     if not path.is_file():
         return None
     bundle = load_bundle(path)
-    made_from = bundle.manifest.provenance.get('compression')
-    if made_from != _spec_dict(spec):
-        raise ConfigError(f'{path} was built from {made_from!r}, not from the candidate '
-                          f'{_spec_dict(spec)!r}; remove it or start the search afresh '
-                          'without --resume.')
+    wanted = _recipe(spec, config)
+    made_from = {key: bundle.manifest.provenance.get(key) for key in wanted}
+    if made_from != wanted:
+        raise ConfigError(f'{path} was built from {made_from!r}, not from this candidate '
+                          f'recipe {wanted!r}; remove it or start the search afresh without '
+                          '--resume.')
     gap: dict[str, float] = {}
     seconds = 0.0
     if _sidecar(path).is_file():
