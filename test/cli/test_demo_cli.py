@@ -28,7 +28,9 @@ def test_quick_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert '| all sequences | cusum | ' in out
     model = load_bundle(work / 'model.vood')
     assert model.manifest.calibrated
-    assert [p.name for p in model.manifest.partitions] == ['all', 'rain', 'brightness']
+    assert [p.name for p in model.manifest.partitions] == [
+        'all', 'rain', 'brightness', 'all_change', 'rain_change', 'brightness_change']
+    assert model.manifest.schema_version == 2
     report = (work / 'report' / 'report.md').read_text()
     assert report.startswith('# Demo evaluation (tiny preset)') and '## Sequences' in report
     assert (work / 'report' / 'metrics.json').is_file()

@@ -74,7 +74,8 @@ def test_saved_archive_has_exactly_two_members(bundle_path: Path) -> None:
         assert sorted(archive.namelist()) == sorted([MANIFEST_MEMBER, MODEL_MEMBER])
         text = archive.read(MANIFEST_MEMBER).decode()
     assert 'NaN' not in text and 'Infinity' not in text
-    assert json.loads(text)['schema_version'] == SCHEMA_VERSION
+    # no change partitions: written as version 1, which older runtimes still read
+    assert json.loads(text)['schema_version'] == 1 < SCHEMA_VERSION
 
 
 def test_bundle_rejects_model_bytes_not_matching_manifest() -> None:
@@ -96,7 +97,7 @@ def test_load_rejects_tampered_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize('version, hint', [(SCHEMA_VERSION + 1, 'upgrade vae_ood_monitor'),
-                                           (SCHEMA_VERSION - 1, 're-export the model'),
+                                           (0, 're-export the model'),
                                            ('1', 're-export the model')])
 def test_load_rejects_unknown_schema_version(tmp_path: Path, version: object,
                                              hint: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vae_ood_monitor.core.baseline import BaselineParams
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.manifest import (CusumParams, Manifest, ModelInfo, Partition,
                                            SCHEMA_VERSION)
@@ -166,8 +167,27 @@ def test_manifest_replace_validates_again() -> None:
 
 def test_manifest_dict_round_trip(data: dict[str, Any]) -> None:
     m = Manifest.from_dict(data)
-    assert m.schema_version == SCHEMA_VERSION
+    assert m.schema_version == 1  # no change partitions
     assert json.loads(json.dumps(m.to_dict())) == data
+
+
+def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
+    part = Partition('all_change', (0, 1), calibration_scores=[0.8, 1.0, 1.3], threshold=1.25,
+                     threshold_low=0.85, tail='two_sided', baseline=BaselineParams(20, 3, 5, 50))
+    m = Manifest.from_dict(data)
+    m2 = m.replace(partitions=m.partitions + (part,))
+    assert (m2.schema_version, SCHEMA_VERSION) == (2, 2)
+    assert m2.frame_partitions == m.partitions
+    written = m2.to_dict()
+    assert written['schema_version'] == 2
+    assert written['partitions'][-1]['baseline'] == {'frames': 20, 'gap': 3, 'min_frames': 5,
+                                                     'hold': 50}
+    back = Manifest.from_dict(json.loads(json.dumps(written)))
+    assert back.partitions[-1].baseline == BaselineParams(20, 3, 5, 50)
+    assert back.to_dict() == written
+    written['schema_version'] = 1  # an old version number cannot carry change partitions
+    with pytest.raises(BundleError, match='declares schema version 1 but has change partitions'):
+        Manifest.from_dict(written, source='x.vood')
 
 
 def test_manifest_json_never_contains_nan() -> None:
@@ -185,11 +205,11 @@ def test_from_dict_rejects_wrong_format(data: dict[str, Any]) -> None:
 
 def test_from_dict_newer_schema_says_upgrade(data: dict[str, Any]) -> None:
     data['schema_version'] = SCHEMA_VERSION + 1
-    with pytest.raises(BundleError, match='schema version 2.*upgrade vae_ood_monitor'):
+    with pytest.raises(BundleError, match='schema version 3.*reads versions 1, 2: upgrade'):
         Manifest.from_dict(data, source='x.vood')
 
 
-@pytest.mark.parametrize('version', [0, SCHEMA_VERSION - 1, '1', None, 1.5])
+@pytest.mark.parametrize('version', [0, '1', None, 1.5, 1.0, True])
 def test_from_dict_older_or_other_schema_says_reexport(data: dict[str, Any],
                                                        version: object) -> None:
     data['schema_version'] = version

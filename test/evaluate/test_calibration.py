@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vae_ood_monitor.core.baseline import BaselineParams
 from vae_ood_monitor.core.bundle import Bundle, load_bundle, save_bundle
 from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
@@ -78,6 +79,8 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('window', 0, 'window and paper_dims must be >= 1'),
     ('paper_dims', 0, 'window and paper_dims must be >= 1'),
     ('margin', -0.1, 'margin >= 0'),
+    ('baseline_frames', 1, 'baseline_frames 1 must be >= 2'),
+    ('baseline_gap', -1, 'baseline_gap -1 >= 0'),
     ('selection', 'best', r"selection 'best' is not supported; choose one of: all, paper"),
 ])
 def test_bad_options(field: str, value: Any, message: str) -> None:
@@ -106,6 +109,25 @@ def test_short_sequences_skip_the_sequential_test() -> None:
     assert part.calibration_scores.size == 120  # A only: B chose dims and tunes CUSUM
     assert lines == ['partition all: 4/4 dims, two_sided tail',
                      'sequential calibration skipped: the frames form no sequences long enough']
+
+
+def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
+    # 8 drives of 40 frames: sequential calibration runs, but half A keeps only 4 x 10 frames
+    # past a 30-frame warm-up, too few to calibrate change partitions: they are left out
+    lines: list[str] = []
+    options = CalibrationOptions(target_far=0.05, window=10, baseline_frames=75,
+                                 baseline_gap=5)
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(320, groups=8), options, log=lines.append)
+    assert [p.name for p in bundle.manifest.partitions] == ['all']
+    assert bundle.manifest.schema_version == 1
+    assert report['change'] == 'skipped: sequences too short'
+    assert lines[1] == ('change partitions skipped: they need sequences of at least 20 frames '
+                        'and 100 frames past a 30-frame warm-up')
+    no_change = CalibrationOptions(target_far=0.05, window=10, change=False)
+    bundle, _ = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
+                          no_change)
+    assert [p.name for p in bundle.manifest.partitions] == ['all']
 
 
 @pytest.mark.parametrize('selection', ['paper', 'all'])
@@ -153,10 +175,21 @@ def test_calibrated_bundle(calibrated: tuple[Bundle, dict[str, Any], list[str]])
     bundle, report, _ = calibrated
     manifest = bundle.manifest
     assert manifest.calibrated and manifest.target_far == 0.05
-    assert [p.name for p in manifest.partitions] == ['all', 'rain', 'brightness']
-    generic, rain, brightness = manifest.partitions
+    assert [p.name for p in manifest.partitions] == [
+        'all', 'rain', 'brightness', 'all_change', 'rain_change', 'brightness_change']
+    generic, rain, brightness = manifest.partitions[:3]
     assert generic.dims == tuple(range(8)) and generic.tail is Tail.TWO_SIDED
-    for part in manifest.partitions:
+    for part, twin in zip(manifest.partitions[:3], manifest.partitions[3:]):
+        # a change partition: the same dims and tail, scored against its own drive's past
+        assert part.baseline is None and twin.baseline == BaselineParams(30, 5, 10)
+        assert (twin.dims, twin.tail, twin.selection) == (part.dims, part.tail, part.selection)
+        assert twin.calibration_scores.size == 8 * (40 - 15)  # A's drives past the warm-up
+        assert 0.5 < float(np.median(twin.calibration_scores)) < 2.0  # ratios around 1
+        assert report['partitions'][twin.name]['baseline']['frames'] == 30
+        assert twin.cusum is not None
+        assert report['partitions'][twin.name]['cusum']['validation_sequences'] == (
+            report['partitions'][part.name]['cusum']['validation_sequences'])
+    for part in manifest.partitions[:3]:
         assert part.calibration_scores.size == 320  # the 8 drives of half A
         assert part.cusum is not None and part.cusum.window == 20 and part.cusum.tau >= 1.0
         details = report['partitions'][part.name]
@@ -178,8 +211,10 @@ def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any],
     assert bundle.manifest.provenance == tiny_model.manifest.provenance
     assert report['frames'] == 640 and report['split'] == [320, 320]
     assert report['options']['selection'] == 'labelled'
-    assert len(lines) == 6 and lines[1].startswith('partition rain: ')
-    assert 'CUSUM delta' in lines[3]
+    assert len(lines) == 10 and lines[1].startswith('partition rain: ')
+    assert lines[3] == ('change partitions: all_change, rain_change, brightness_change '
+                        '(reference 30 frames, 5 frames back)')
+    assert 'CUSUM delta' in lines[4] and lines[9].startswith('partition brightness_change: ')
     json.dumps(report, allow_nan=False)  # JSON-safe: no inf, no numpy types
     loaded = load_bundle(save_bundle(bundle, tmp_path / 'calibrated.vood'))
     assert loaded.manifest.metrics['calibration'] == json.loads(json.dumps(report))

@@ -64,6 +64,14 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
                        help="shifts that tune the 'all' partition's CUSUM (default: the "
                        'named partitions, else rain and brightness)')
+    group.add_argument('--no-change', action='store_true',
+                       help='no change partitions (which score each frame against the same '
+                       "camera's recent frames and feed the CUSUM)")
+    group.add_argument('--baseline-frames', type=int, default=30, metavar='N',
+                       help='reference window of the change partitions (default 30 frames)')
+    group.add_argument('--baseline-gap', type=int, default=5, metavar='N',
+                       help='frames between the reference window and the scored frame '
+                       '(default 5)')
     group.add_argument('--seed', type=int, default=0, help='seed of the validation shifts')
 
 
@@ -74,7 +82,9 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
     return CalibrationOptions(
         target_far=args.target_far, partitions=tuple(args.partitions), selection=args.select,
         sequential=not args.no_sequential, window=args.window, alarm_rate=args.alarm_rate,
-        margin=args.margin, validation_shifts=tuple(args.validation_shifts), seed=args.seed)
+        margin=args.margin, validation_shifts=tuple(args.validation_shifts),
+        change=not args.no_change, baseline_frames=args.baseline_frames,
+        baseline_gap=args.baseline_gap, seed=args.seed)
 
 
 def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--epochs') -> None:

@@ -5,6 +5,7 @@ ONNX Runtime encoder session, KL scoring, conformal p-values, the power martinga
 :class:`Monitor` that ties them together per camera.
 """
 
+from vae_ood_monitor.core.baseline import Baseline, BaselineParams, relative_scores
 from vae_ood_monitor.core.bundle import Bundle, load_bundle, save_bundle
 from vae_ood_monitor.core.cusum import Cusum, CusumState
 from vae_ood_monitor.core.detector import (AlertLatch, Decider, PartitionDetector,
@@ -25,6 +26,8 @@ from vae_ood_monitor.core.typedefs import (ChannelOrder, DecisionMode, DimSelect
 
 __all__ = [
     'AlertLatch',
+    'Baseline',
+    'BaselineParams',
     'Bundle',
     'BundleError',
     'CalibrationError',
@@ -68,6 +71,7 @@ __all__ = [
     'load_bundle',
     'log_power_martingale',
     'partition_scores',
+    'relative_scores',
     'resize_image',
     'save_bundle',
     'to_rgb8',

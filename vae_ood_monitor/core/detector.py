@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vae_ood_monitor.core.baseline import Baseline
 from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.martingale import PowerMartingale
@@ -77,11 +78,19 @@ class PartitionDetector:
         self.martingale = PowerMartingale(params.window if params else 20)
         self.cusum = (Cusum(params.delta, params.tau, cap=cusum_cap * params.tau)
                       if params else None)
+        self.baseline = Baseline(partition.baseline) if partition.baseline else None
 
     def update(self, kl: NDArray[np.float64]) -> PartitionState:
-        """Consume one frame's per-dim KL (shape (D,)) and return the partition's state."""
-        score = float(kl[self.dims].sum())
+        """Consume one frame's per-dim KL (shape (D,)) and return the partition's state.
+
+        A change partition scores the sum relative to its own recent past (its reference is
+        frozen while the partition triggers).
+        """
+        raw = score = float(kl[self.dims].sum())
         finite = math.isfinite(score)
+        if finite and self.baseline is not None:
+            score = self.baseline.ratio(raw)
+            finite = math.isfinite(score)
         if finite:
             p_value = conformal_p_value(self.calibration, score, self.tail)
         else:  # a NaN/inf encoder output is as far from normal as it gets, whatever the tail
@@ -95,14 +104,22 @@ class PartitionDetector:
             evidence = statistic / self.cusum.tau  # type: ignore[union-attr]
         else:
             evidence = self.partition.evidence_of(score) if finite else math.inf
-        return PartitionState(self.name, score, p_value, log_m, statistic, evidence > 1.0,
-                              evidence)
+        # a change shows over frames: in threshold mode a change partition reports its score
+        # and p-value but takes no part in the per-frame rule (evidence 0, never triggers)
+        if self.baseline is not None and self.mode is not DecisionMode.CUSUM:
+            evidence = 0.0
+        triggered = evidence > 1.0
+        if self.baseline is not None:
+            self.baseline.push(raw, frozen=triggered)
+        return PartitionState(self.name, score, p_value, log_m, statistic, triggered, evidence)
 
     def reset(self) -> None:
-        """Clear the sequential state (martingale window and CUSUM)."""
+        """Clear the sequential state (martingale window, CUSUM and a change reference)."""
         self.martingale.reset()
         if self.cusum is not None:
             self.cusum.reset()
+        if self.baseline is not None:
+            self.baseline.reset()
 
 
 class AlertLatch:

@@ -15,6 +15,7 @@ from typing import Any, TYPE_CHECKING, TypeVar
 
 import numpy as np
 
+from vae_ood_monitor.core.baseline import BaselineParams, relative_scores
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.typedefs import DimSelection, Precision, Tail
@@ -24,7 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ['SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
 
-SCHEMA_VERSION = 1
+#: Newest manifest schema this runtime reads and writes. Version 2 added change partitions
+#: (``baseline``); a manifest without them is written as version 1, so older runtimes still
+#: read it, and refuse one whose partitions they would misread.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 E = TypeVar('E', bound=Enum)
 BUNDLE_FORMAT = 'vae-ood-bundle'
 
@@ -77,7 +82,9 @@ class Partition:
     ``calibration_scores`` are in-distribution scores of held-out frames, sorted ascending, so a
     conformal p-value is one binary search. ``tail`` says which deviation is out of
     distribution; the per-frame rule triggers above ``threshold`` (upper, two-sided) and below
-    ``threshold_low`` (lower, two-sided).
+    ``threshold_low`` (lower, two-sided). With ``baseline`` it is a *change* partition: its
+    score is the KL sum relative to the camera's own recent frames (see
+    :mod:`~vae_ood_monitor.core.baseline`), and so are its calibration scores and thresholds.
     """
 
     name: str
@@ -88,6 +95,7 @@ class Partition:
     cusum: CusumParams | None = None
     tail: Tail = Tail.UPPER
     threshold_low: float | None = None
+    baseline: BaselineParams | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -145,6 +153,15 @@ class Partition:
             result = max(result, low)
         return result
 
+    def scores_of(self, kl: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Scores of one stream's per-dim KL (T, D) in order, as the runtime computes them.
+
+        The KL sum over the dims; for a change partition its ratio to the stream's own lagged
+        reference (never frozen here: offline there is no trigger to freeze on).
+        """
+        sums = np.asarray(kl, np.float64)[:, list(self.dims)].sum(axis=1)
+        return sums if self.baseline is None else relative_scores(sums, self.baseline)
+
     def evidence(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         """Vectorised :meth:`evidence_of`."""
         return np.array([self.evidence_of(float(s)) for s in np.ravel(scores)]).reshape(
@@ -160,6 +177,7 @@ class Partition:
             'threshold': None if self.threshold is None else float(self.threshold),
             'threshold_low': None if self.threshold_low is None else float(self.threshold_low),
             'cusum': None if self.cusum is None else self.cusum.to_dict(),
+            **({} if self.baseline is None else {'baseline': self.baseline.to_dict()}),
             'calibration_scores': [float(s) for s in self.calibration_scores],
         }
 
@@ -167,12 +185,14 @@ class Partition:
     def from_dict(cls, data: dict[str, Any]) -> Partition:
         """Build from the manifest representation."""
         cusum = data.get('cusum')
+        baseline = data.get('baseline')
         return cls(name=data['name'], dims=tuple(data['dims']),
                    selection=data.get('selection', 'all'),
                    calibration_scores=np.asarray(data.get('calibration_scores', []), float),
                    threshold=data.get('threshold'),
                    cusum=None if cusum is None else CusumParams(**cusum),
-                   tail=data.get('tail', 'upper'), threshold_low=data.get('threshold_low'))
+                   tail=data.get('tail', 'upper'), threshold_low=data.get('threshold_low'),
+                   baseline=None if baseline is None else BaselineParams(**baseline))
 
 
 @dataclass(frozen=True)
@@ -206,7 +226,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The validated manifest of a model bundle (schema version 1)."""
+    """The validated manifest of a model bundle (schema versions 1 and 2)."""
 
     name: str
     input: InputSpec  # noqa: A003 (the manifest key)
@@ -216,7 +236,6 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ''
-    schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'partitions', tuple(self.partitions))
@@ -235,6 +254,16 @@ class Manifest:
     def calibrated(self) -> bool:
         """Tell whether there are partitions and every one is calibrated."""
         return bool(self.partitions) and all(p.calibrated for p in self.partitions)
+
+    @property
+    def frame_partitions(self) -> tuple[Partition, ...]:
+        """The partitions a single frame can be judged by (all but change partitions)."""
+        return tuple(p for p in self.partitions if p.baseline is None)
+
+    @property
+    def schema_version(self) -> int:
+        """The oldest schema version that describes this manifest (2 with change partitions)."""
+        return 2 if any(p.baseline is not None for p in self.partitions) else 1
 
     def replace(self, **changes: Any) -> Manifest:
         """Return a copy with some fields replaced (validated again)."""
@@ -264,11 +293,18 @@ class Manifest:
                               f'expected {BUNDLE_FORMAT!r}); export the model with '
                               '`vae-ood export`.')
         version = data.get('schema_version')
-        if version != SCHEMA_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             hint = ('upgrade vae_ood_monitor to read it' if isinstance(version, int)
                     and version > SCHEMA_VERSION else 're-export the model with this version')
             raise BundleError(f'{source} has schema version {version!r}; this vae_ood_monitor '
-                              f'reads version {SCHEMA_VERSION}: {hint}.')
+                              f'reads versions {", ".join(map(str, READABLE_VERSIONS))}: '
+                              f'{hint}.')
+        parts = data.get('partitions')
+        if version < 2 and isinstance(parts, list) and any(
+                isinstance(p, dict) and 'baseline' in p for p in parts):
+            raise BundleError(f'{source} declares schema version {version} but has change '
+                              'partitions (baseline), which need version 2; the file was edited '
+                              'by hand or is damaged: re-export and calibrate the model.')
         try:
             return cls(
                 name=str(data['name']),

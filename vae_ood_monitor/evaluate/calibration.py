@@ -9,7 +9,12 @@
    test-range severity), the paper's rule (calibration videos at graded training-range
    severities) or all dims.
 3. Per-frame thresholds at the target false-alarm rate, split evenly between partitions.
-4. Sequential test: the CUSUM drift and threshold of every partition from B's sequences (clean,
+4. Change partitions (``change``, on by default): a twin of every partition that scores each
+   frame relative to the same camera's recent frames (:mod:`vae_ood_monitor.core.baseline`),
+   calibrated on A's sequences. In-distribution KL varies far more between scenes than within
+   one drive, so a shift that moves a drive's KL by a third is often invisible against the
+   pooled calibration scores and plain against the drive's own past.
+5. Sequential test: the CUSUM drift and threshold of every partition from B's sequences (clean,
    and with validation shifts starting half-way), see :mod:`.sequential`.
 
 The report (what was chosen and why, with validation figures) goes into the manifest's metrics.
@@ -22,11 +27,13 @@ from typing import Any, Callable, Mapping, TYPE_CHECKING
 
 import numpy as np
 
+from vae_ood_monitor.core.baseline import BaselineParams
 from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
 from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift_frames,
                                          ShiftKind, ShiftProcess)
-from vae_ood_monitor.evaluate.calibrate import calibrate_partitions, PartitionPlan
+from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
+                                                MIN_CALIBRATION_FRAMES, PartitionPlan)
 from vae_ood_monitor.evaluate.scores import kl_of_images
 from vae_ood_monitor.evaluate.selection import labelled_dims, paper_dims
 from vae_ood_monitor.evaluate.sequential import fit_cusum
@@ -41,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ['CalibrationOptions', 'calibrate', 'calibrate_and_score', 'split_for_calibration']
 
 GENERIC = 'all'
+#: Suffix of a change partition's name (``rain`` -> ``rain_change``).
+CHANGE_SUFFIX = '_change'
 #: Offset of the seeds of validation shifts (evaluation uses the plain seed).
 VALIDATION_SEED = 7919
 
@@ -59,6 +68,9 @@ class CalibrationOptions:
     validation_shifts: tuple[str, ...] = ()
     cusum_cap: float = 2.0
     paper_dims: int = 3
+    change: bool = True
+    baseline_frames: int = 30
+    baseline_gap: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -84,6 +96,15 @@ class CalibrationOptions:
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
         if self.window < 1 or self.margin < 0 or self.paper_dims < 1:
             raise ConfigError('window and paper_dims must be >= 1 and margin >= 0.')
+        if self.baseline_frames < 2 or self.baseline_gap < 0:
+            raise ConfigError(f'baseline_frames {self.baseline_frames!r} must be >= 2 and '
+                              f'baseline_gap {self.baseline_gap!r} >= 0.')
+
+    @property
+    def baseline(self) -> BaselineParams:
+        """Reference window of the change partitions."""
+        return BaselineParams(frames=self.baseline_frames, gap=self.baseline_gap,
+                              min_frames=max(1, self.baseline_frames // 3))
 
     @property
     def shifts_for_delta(self) -> tuple[str, ...]:
@@ -135,14 +156,30 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         say(f'partition {name}: {len(plan.dims)}/{latent} dims, {plan.tail.value} tail'
             + (f', validation AUROC {details["validation_auroc"]:.3f}'
                if 'validation_auroc' in details else ''))
-    calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans)
-    partitions = list(calibrated.manifest.partitions)
     sequences_b = [kl_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
+    baseline = options.baseline
+    warm_a = sum(max(0, len(idx) - baseline.warmup) for idx in _sequences(part_a))
+    if options.change and options.sequential and sequences_b and warm_a < MIN_CALIBRATION_FRAMES:
+        report['change'] = 'skipped: sequences too short'
+        say(f'change partitions skipped: they need sequences of at least {2 * options.window} '
+            f'frames and {MIN_CALIBRATION_FRAMES} frames past a {baseline.warmup}-frame '
+            'warm-up')
+    elif options.change and options.sequential and sequences_b:
+        for plan in list(plans):
+            plans.append(replace(plan, name=plan.name + CHANGE_SUFFIX, baseline=baseline))
+            report['partitions'][plan.name + CHANGE_SUFFIX] = {
+                **report['partitions'][plan.name], 'baseline': baseline.to_dict()}
+        say(f'change partitions: {", ".join(p.name for p in plans if p.baseline)} (reference '
+            f'{baseline.frames} frames, {baseline.gap} frames back)')
+    calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans,
+                                      sequences=_sequences(part_a))
+    partitions = list(calibrated.manifest.partitions)
     if options.sequential and sequences_b:
         shifted = _validation_sequences(part_b, options, kl)
         for number, part in enumerate(partitions):
-            # a shift's own partition is tuned to that shift, the generic one to all of them
-            mine = shifted.get(part.name) or [s for group in shifted.values() for s in group]
+            # a shift's own partitions are tuned to that shift, the generic ones to all of them
+            base = part.name.removesuffix(CHANGE_SUFFIX) if part.baseline else part.name
+            mine = shifted.get(base) or [s for group in shifted.values() for s in group]
             fit = fit_cusum(part, sequences_b, mine, window=options.window,
                             target_rate=options.alarm_rate, margin=options.margin,
                             cusum_cap=options.cusum_cap)

@@ -26,9 +26,12 @@ COMBINED = 'combined'
 
 
 def combined_score(bundle: Bundle, kl: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per-frame alert score over all partitions: the largest evidence (> 1 = alert)."""
-    parts = bundle.manifest.partitions
-    if not parts or not all(p.calibrated for p in parts):
+    """Per-frame alert score: the largest evidence (> 1 = alert) of the absolute partitions.
+
+    Change partitions judge a frame against its stream's past and take no part here.
+    """
+    parts = bundle.manifest.frame_partitions
+    if not parts or not all(p.calibrated for p in bundle.manifest.partitions):
         raise CalibrationError(f'{bundle.name!r} is not calibrated; run `vae-ood calibrate`.')
     evidence = [p.evidence(kl[:, list(p.dims)].sum(axis=1)) for p in parts]
     return np.max(np.stack(evidence, axis=1), axis=1)
@@ -62,7 +65,7 @@ def evaluate_kl(bundle: Bundle, id_kl: NDArray[np.float64],
     """Evaluate per-dim KL arrays of in-distribution and OOD frames under ``bundle``."""
     if not ood_kl:
         raise CalibrationError('No OOD sets to evaluate; pass --ood DATA or --shift NAME.')
-    partitions = bundle.manifest.partitions
+    partitions = bundle.manifest.frame_partitions
     id_combined = combined_score(bundle, id_kl)
     metrics: dict[str, dict[str, DetectionMetrics]] = {}
     ood_combined = {}

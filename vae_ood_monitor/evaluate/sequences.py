@@ -134,6 +134,8 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
         raise CalibrationError('No sequences to evaluate.')
     partitions = bundle.manifest.partitions
     names = [p.name for p in partitions]
+    frame_partitions = bundle.manifest.frame_partitions or partitions
+    frame_names = [p.name for p in frame_partitions]
     has_cusum = all(p.cusum is not None for p in partitions)
     modes = [m for m in modes if m is not DecisionMode.CUSUM or has_cusum]
     overall = {m.value: ModeSummary(m.value) for m in modes}
@@ -150,11 +152,12 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                     mode.value, ModeSummary(mode.value))):
                 _account(summary, alert, seq.truth)
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
-                trace['score'] = _score(result, names, 'score')
+                # KL score and per-frame evidence: the absolute partitions (the per-frame rule)
+                trace['score'] = _score(result, frame_names, 'score')
                 trace['p_value'] = np.min(np.stack([result[f'{n}.p_value'] for n in names], 1), 1)
                 trace['log_m'] = _score(result, names, 'log_m')
                 trace['evidence'] = np.max(np.stack(
-                    [p.evidence(result[f'{p.name}.score']) for p in partitions], 1), 1)
+                    [p.evidence(result[f'{p.name}.score']) for p in frame_partitions], 1), 1)
             if mode is DecisionMode.CUSUM:
                 trace['cusum'] = np.max(np.stack(
                     [result[f'{p.name}.statistic'] / p.cusum.tau for p in partitions], 1), 1)

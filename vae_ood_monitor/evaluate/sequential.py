@@ -79,7 +79,7 @@ def _finite(value: Any) -> Any:
 def log_martingales(partition: Partition, kl: NDArray[np.float64],
                     window: int) -> NDArray[np.float64]:
     """Compute log M per frame of a (T, D) KL sequence under ``partition``."""
-    scores = kl[:, list(partition.dims)].sum(axis=1)
+    scores = partition.scores_of(kl)
     martingale = PowerMartingale(window)
     return np.array([martingale.update(float(p))
                      for p in conformal_p_values(partition.calibration_scores, scores,
