@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
+    parser.add_argument('--no-change', action='store_true',
+                        help='calibrate without change partitions (for a side-by-side run)')
     parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
                         help='compression candidates to build from the teacher and compare')
     parser.add_argument('--distill-mix', type=float, default=0.0,
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f'trained ({time.monotonic() - started:.0f} s so far)')
     bundle = bundle_from_run(run, name='donkeycar-default')
     bundle, _ = calibrate(bundle, calib_set, CalibrationOptions(
-        partitions=('all', 'rain', 'brightness'), target_far=args.target_far, seed=args.seed),
-        log=print)
+        partitions=('all', 'rain', 'brightness'), target_far=args.target_far, seed=args.seed,
+        change=not args.no_change), log=print)
     save_bundle(bundle, args.out / 'model.vood', force=True)
     id_kl = kl_of_images(bundle, test_set.images)
     shifted = {kind: replace(test_set, images=shift_frames(test_set.images, kind, 'test',
@@ -159,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       default=str))
     if grid:
         options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
-                                     target_far=args.target_far, seed=args.seed)
+                                     target_far=args.target_far, seed=args.seed,
+                                     change=not args.no_change)
         ood_sets = {'tub10': ood_floor, **shifted}
         compare_compressed(run, grid, train_set, calib_set, test_set, ood_sets, options,
                            args)
