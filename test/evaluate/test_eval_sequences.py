@@ -194,3 +194,28 @@ def test_build_sequences_on_tiny_frames() -> None:
     assert len(every) == 4 + 2 * 4 and every[-1].name == 'rain_m1_3'
     again = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
     np.testing.assert_array_equal(every[-1].kl, again[-1].kl)  # seeded
+
+
+def test_change_partition_in_the_sequence_evaluation() -> None:
+    # a drive whose KL sits in the middle of the calibration scores and drops by 30 % at frame
+    # 20: still inside the absolute partition's calibration range, a clear change for its twin
+    from vae_ood_monitor.core.baseline import BaselineParams
+
+    sums = np.r_[np.full(20, 1.9), np.full(20, 1.33)]
+    absolute = Partition('all', (0, 1, 2, 3), calibration_scores=np.linspace(1.0, 2.0, 201),
+                         threshold=2.0, threshold_low=1.0, tail='two_sided', cusum=CUSUM)
+    change = Partition('all_change', (0, 1, 2, 3), tail='two_sided',
+                       calibration_scores=np.linspace(0.9, 1.1, 201), threshold=1.1,
+                       threshold_low=0.9, cusum=CUSUM, baseline=BaselineParams(10, 2, 5, 100))
+    bundle = make_bundle().with_manifest(partitions=(absolute, change))
+    drive = LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(sums), _truth(20, 40))
+    summary, traces = evaluate_sequences(bundle, [drive])
+    cusum, threshold = summary['modes']['cusum'], summary['modes']['threshold']
+    assert threshold['missed_segments'] == 1  # no frame is out of the absolute range
+    assert cusum['missed_segments'] == 0 and cusum['median_delay'] <= 5
+    trace = traces['rain_m2_0']
+    # the per-frame evidence and the KL score trace are the absolute partition's alone
+    np.testing.assert_allclose(trace['evidence'], absolute.evidence(sums))
+    np.testing.assert_allclose(trace['score'], sums)
+    alone, _ = evaluate_sequences(bundle.with_manifest(partitions=(absolute,)), [drive])
+    assert alone['modes']['cusum']['missed_segments'] == 1
