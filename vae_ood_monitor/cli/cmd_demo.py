@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description='Runs the whole workflow on synthetic road scenes in a work folder: renders '
         'drives, trains the default preset, exports and calibrates a bundle (partitions all, '
         'rain, brightness with the sequential test), then evaluates every OOD shift frame by '
-        'frame and the decision rules on m1/m2/m3 sequences. About 6-9 minutes on 2 CPU '
+        'frame and the decision rules on m1/m2/m3 sequences. About 6-12 minutes on 2 CPU '
         'cores; --quick: the tiny preset in under a minute.')
     parser.add_argument('--work', type=Path, default=Path('work/demo'), help='work folder')
     parser.add_argument('--quick', action='store_true', help='tiny preset, few frames')
