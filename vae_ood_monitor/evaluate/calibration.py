@@ -8,7 +8,8 @@
    are chosen by the labelled rule (validation AUROC on B frames with that shift applied at a
    test-range severity), the paper's rule (calibration videos at graded training-range
    severities) or all dims.
-3. Per-frame thresholds at the target false-alarm rate, split evenly between partitions.
+3. Per-frame thresholds at the target false-alarm rate, split evenly between the absolute
+   partitions.
 4. Change partitions (``change``, on by default): a twin of every partition that scores each
    frame relative to the same camera's recent frames (:mod:`vae_ood_monitor.core.baseline`),
    calibrated on A's sequences. In-distribution KL varies far more between scenes than within
