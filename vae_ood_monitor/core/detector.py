@@ -102,12 +102,12 @@ class PartitionDetector:
             statistic = self.cusum.update(log_m).statistic
         if self.mode is DecisionMode.CUSUM:
             evidence = statistic / self.cusum.tau  # type: ignore[union-attr]
+        elif self.baseline is not None:
+            # a change shows over frames: in threshold mode a change partition reports its
+            # score and p-value but takes no part in the per-frame rule (never triggers)
+            evidence = 0.0
         else:
             evidence = self.partition.evidence_of(score) if finite else math.inf
-        # a change shows over frames: in threshold mode a change partition reports its score
-        # and p-value but takes no part in the per-frame rule (evidence 0, never triggers)
-        if self.baseline is not None and self.mode is not DecisionMode.CUSUM:
-            evidence = 0.0
         triggered = evidence > 1.0
         if self.baseline is not None:
             self.baseline.push(raw, frozen=triggered)

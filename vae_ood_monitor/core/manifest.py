@@ -299,14 +299,8 @@ class Manifest:
             raise BundleError(f'{source} has schema version {version!r}; this vae_ood_monitor '
                               f'reads versions {", ".join(map(str, READABLE_VERSIONS))}: '
                               f'{hint}.')
-        parts = data.get('partitions')
-        if version < 2 and isinstance(parts, list) and any(
-                isinstance(p, dict) and 'baseline' in p for p in parts):
-            raise BundleError(f'{source} declares schema version {version} but has change '
-                              'partitions (baseline), which need version 2; the file was edited '
-                              'by hand or is damaged: re-export and calibrate the model.')
         try:
-            return cls(
+            manifest = cls(
                 name=str(data['name']),
                 input=InputSpec.from_dict(data['input']),
                 model=ModelInfo(**{**data['model'],
@@ -320,3 +314,8 @@ class Manifest:
         except (AttributeError, KeyError, TypeError, ValueError, ConfigError) as err:
             raise BundleError(f'{source} is malformed ({type(err).__name__}: {err}); re-export '
                               'the model with `vae-ood export`.') from err
+        if manifest.schema_version > version:
+            raise BundleError(f'{source} declares schema version {version} but has change '
+                              'partitions (baseline), which need version 2; the file was edited '
+                              'by hand or is damaged: re-export and calibrate the model.')
+        return manifest

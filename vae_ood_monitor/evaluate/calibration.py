@@ -159,7 +159,8 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
                if 'validation_auroc' in details else ''))
     sequences_b = [kl_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
     baseline = options.baseline
-    warm_a = sum(max(0, len(idx) - baseline.warmup) for idx in _sequences(part_a))
+    sequences_a = _sequences(part_a)
+    warm_a = sum(max(0, len(idx) - baseline.warmup) for idx in sequences_a)
     if options.change and options.sequential and sequences_b and warm_a < MIN_CALIBRATION_FRAMES:
         report['change'] = 'skipped: sequences too short'
         say(f'change partitions skipped: they need sequences of at least {2 * options.window} '
@@ -173,7 +174,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         say(f'change partitions: {", ".join(p.name for p in plans if p.baseline)} (reference '
             f'{baseline.frames} frames, {baseline.gap} frames back)')
     calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans,
-                                      sequences=_sequences(part_a))
+                                      sequences=sequences_a)
     partitions = list(calibrated.manifest.partitions)
     if options.sequential and sequences_b:
         shifted = _validation_sequences(part_b, options, kl)
