@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='reuse a finished training run instead of training')
     parser.add_argument('--no-change', action='store_true',
                         help='calibrate without change partitions (for a side-by-side run)')
+    parser.add_argument('--change-offset', type=float, default=0.5, metavar='Q',
+                        help='offset quantile of the change partitions (0: plain ratio)')
     parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
                         help='compression candidates to build from the teacher and compare')
     parser.add_argument('--distill-mix', type=float, default=0.0,
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = bundle_from_run(run, name='donkeycar-default')
     bundle, _ = calibrate(bundle, calib_set, CalibrationOptions(
         partitions=('all', 'rain', 'brightness'), target_far=args.target_far, seed=args.seed,
-        change=not args.no_change), log=print)
+        change=not args.no_change, change_offset=args.change_offset), log=print)
     save_bundle(bundle, args.out / 'model.vood', force=True)
     id_kl = kl_of_images(bundle, test_set.images)
     shifted = {kind: replace(test_set, images=shift_frames(test_set.images, kind, 'test',
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if grid:
         options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
                                      target_far=args.target_far, seed=args.seed,
-                                     change=not args.no_change)
+                                     change=not args.no_change,
+                                     change_offset=args.change_offset)
         ood_sets = {'tub10': ood_floor, **shifted}
         compare_compressed(run, grid, train_set, calib_set, test_set, ood_sets, options,
                            args)

@@ -31,6 +31,24 @@ def test_ratio_against_the_lagged_median_by_hand() -> None:
     assert BaselineParams(3, 2, 2, 0).warmup == 4
 
 
+def test_offset_damps_changes_of_near_zero_kl_by_hand() -> None:
+    # (raw + c) / (median + c): reference [2, 4, 6] -> median 4; c = 2
+    params = BaselineParams(frames=3, gap=0, min_frames=3, hold=0, offset=2.0)
+    baseline = Baseline(params)
+    for value in (2.0, 4.0, 6.0):
+        baseline.push(value)
+    assert baseline.ratio(10.0) == pytest.approx(12 / 6)
+    assert baseline.ratio(4.0) == 1.0
+    # a drift from 0.5 to 2 nats: a fourfold plain ratio, 1.6 with an offset of 2
+    tiny = relative_scores([0.5] * 3 + [2.0], BaselineParams(3, 0, 3, 0))
+    damped = relative_scores([0.5] * 3 + [2.0], BaselineParams(3, 0, 3, 0, offset=2.0))
+    assert tiny[-1] == 4.0 and damped[-1] == pytest.approx(4.0 / 2.5)
+    # an offset also rescues an all-zero reference
+    zero = Baseline(BaselineParams(frames=1, gap=0, min_frames=1, hold=0, offset=1.0))
+    zero.push(0.0)
+    assert zero.ratio(3.0) == 4.0
+
+
 def test_frozen_reference_keeps_a_lasting_shift_visible_until_hold_runs_out() -> None:
     params = BaselineParams(frames=4, gap=0, min_frames=4, hold=3)
     baseline = Baseline(params)
@@ -59,6 +77,10 @@ def test_non_finite_and_zero_reference() -> None:
     ({'hold': True}, 'baseline hold True must be a non-negative integer'),
     ({'frames': 5, 'min_frames': 6}, r'min_frames 6 must be in 1..frames \(5\)'),
     ({'min_frames': 0}, r'min_frames 0 must be in 1..frames'),
+    ({'offset': -1.0}, r'offset -1.0 must be a finite number >= 0'),
+    ({'offset': math.nan}, r'offset nan must be a finite number >= 0'),
+    ({'offset': '3'}, r"offset '3' must be a finite number >= 0"),
+    ({'offset': True}, r'offset True must be a finite number >= 0'),
 ])
 def test_bad_params(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -74,6 +96,11 @@ def test_ratios_are_scale_free(values: list[float], frames: int, gap: int) -> No
     np.testing.assert_allclose(relative_scores(np.asarray(values) * 7.5, params), base,
                                rtol=1e-9)
     assert np.all(base > 0) and np.all(base[:params.warmup] == 1.0)
+    # with an offset, scaling the scene and the offset together changes nothing either
+    shifted = BaselineParams(frames, gap, max(1, frames // 3), 0, offset=3.0)
+    scaled = BaselineParams(frames, gap, max(1, frames // 3), 0, offset=3.0 * 7.5)
+    np.testing.assert_allclose(relative_scores(np.asarray(values) * 7.5, scaled),
+                               relative_scores(values, shifted), rtol=1e-9)
 
 
 def change_partition(**kwargs: object) -> Partition:

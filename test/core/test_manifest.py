@@ -173,7 +173,8 @@ def test_manifest_dict_round_trip(data: dict[str, Any]) -> None:
 
 def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
     part = Partition('all_change', (0, 1), calibration_scores=[0.8, 1.0, 1.3], threshold=1.25,
-                     threshold_low=0.85, tail='two_sided', baseline=BaselineParams(20, 3, 5, 50))
+                     threshold_low=0.85, tail='two_sided',
+                     baseline=BaselineParams(20, 3, 5, 50, offset=12.5))
     m = Manifest.from_dict(data)
     m2 = m.replace(partitions=m.partitions + (part,))
     assert (m2.schema_version, SCHEMA_VERSION) == (2, 2)
@@ -181,10 +182,17 @@ def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
     written = m2.to_dict()
     assert written['schema_version'] == 2
     assert written['partitions'][-1]['baseline'] == {'frames': 20, 'gap': 3, 'min_frames': 5,
-                                                     'hold': 50}
+                                                     'hold': 50, 'offset': 12.5}
     back = Manifest.from_dict(json.loads(json.dumps(written)))
-    assert back.partitions[-1].baseline == BaselineParams(20, 3, 5, 50)
+    assert back.partitions[-1].baseline == BaselineParams(20, 3, 5, 50, offset=12.5)
     assert back.to_dict() == written
+    # a version-2 manifest written before offsets existed reads as a plain ratio
+    older = json.loads(json.dumps(written))
+    del older['partitions'][-1]['baseline']['offset']
+    assert Manifest.from_dict(older).partitions[-1].baseline.offset == 0.0
+    older['partitions'][-1]['baseline']['offset'] = -1.0  # tampered: a clear error
+    with pytest.raises(BundleError, match='malformed.*offset -1.0 must be a finite number'):
+        Manifest.from_dict(older, source='x.vood')
     written['schema_version'] = 1  # an old version number cannot carry change partitions
     with pytest.raises(BundleError, match='declares schema version 1 but has change partitions'):
         Manifest.from_dict(written, source='x.vood')

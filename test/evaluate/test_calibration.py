@@ -81,6 +81,8 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('margin', -0.1, 'margin >= 0'),
     ('baseline_frames', 1, 'baseline_frames 1 must be >= 2'),
     ('baseline_gap', -1, 'baseline_gap -1 >= 0'),
+    ('change_offset', 1.0, r'change_offset 1.0 must be a quantile level in \[0, 1\)'),
+    ('change_offset', -0.1, r'change_offset -0.1 must be a quantile level'),
     ('selection', 'best', r"selection 'best' is not supported; choose one of: all, paper"),
 ])
 def test_bad_options(field: str, value: Any, message: str) -> None:
@@ -128,6 +130,20 @@ def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
     bundle, _ = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
                           no_change)
     assert [p.name for p in bundle.manifest.partitions] == ['all']
+
+
+@pytest.mark.parametrize('level', [0.0, 0.25, 0.9])
+def test_change_offset_is_a_quantile_of_the_partitions_own_sums(level: float) -> None:
+    options = CalibrationOptions(target_far=0.05, window=10, change_offset=level)
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(320, groups=8), options)
+    part, twin = bundle.manifest.partitions
+    assert twin.name == 'all_change' and twin.baseline is not None
+    expected = float(np.quantile(part.calibration_scores, level)) if level else 0.0
+    assert twin.baseline.offset == pytest.approx(expected)
+    assert report['partitions']['all_change']['baseline']['offset'] == twin.baseline.offset
+    if level:
+        assert twin.baseline.offset > 0
 
 
 @pytest.mark.parametrize('selection', ['paper', 'all'])
@@ -181,7 +197,10 @@ def test_calibrated_bundle(calibrated: tuple[Bundle, dict[str, Any], list[str]])
     assert generic.dims == tuple(range(8)) and generic.tail is Tail.TWO_SIDED
     for part, twin in zip(manifest.partitions[:3], manifest.partitions[3:]):
         # a change partition: the same dims and tail, scored against its own drive's past
-        assert part.baseline is None and twin.baseline == BaselineParams(30, 5, 10)
+        # the offset is the median of the partition's own sums on half A (its scores)
+        median = float(np.median(part.calibration_scores))
+        assert part.baseline is None and twin.baseline == BaselineParams(30, 5, 10,
+                                                                         offset=median)
         assert (twin.dims, twin.tail, twin.selection) == (part.dims, part.tail, part.selection)
         assert twin.calibration_scores.size == 8 * (40 - 15)  # A's drives past the warm-up
         assert 0.5 < float(np.median(twin.calibration_scores)) < 2.0  # ratios around 1

@@ -72,6 +72,10 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--baseline-gap', type=int, default=5, metavar='N',
                        help='frames between the reference window and the scored frame '
                        '(default 5)')
+    group.add_argument('--change-offset', type=float, default=0.5, metavar='Q',
+                       help='a change partition scores (KL + c) / (reference + c), c = this '
+                       "quantile of the partition's calibration KL: keeps near-zero KL from "
+                       'making huge ratios (default 0.5, the median; 0: plain ratio)')
     group.add_argument('--seed', type=int, default=0, help='seed of the validation shifts')
 
 
@@ -84,7 +88,7 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
         sequential=not args.no_sequential, window=args.window, alarm_rate=args.alarm_rate,
         margin=args.margin, validation_shifts=tuple(args.validation_shifts),
         change=not args.no_change, baseline_frames=args.baseline_frames,
-        baseline_gap=args.baseline_gap, seed=args.seed)
+        baseline_gap=args.baseline_gap, change_offset=args.change_offset, seed=args.seed)
 
 
 def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--epochs') -> None:

@@ -5,9 +5,12 @@ than within one drive, so a shift that lowers or raises a partition's KL by a th
 drive can still land in the middle of the calibration scores. A *change* partition scores each
 frame by the ratio
 
-    r_t = s_t / median(s_{t-gap-frames}, ..., s_{t-gap-1})
+    r_t = (s_t + c) / (median(s_{t-gap-frames}, ..., s_{t-gap-1}) + c)
 
-of the raw sum ``s_t`` to a lagged reference window of the same camera's own frames. The gap
+of the raw sum ``s_t`` to a lagged reference window of the same camera's own frames. The
+``offset`` c (calibration sets it to a low quantile of the partition's in-distribution sums)
+keeps the ratio meaningful where a partition's KL is near zero: without it, a drift from 0.5 to
+2 nats is a fourfold "change", as extreme as a real shift that takes 20 nats to 80. The gap
 keeps the first frames of a shift out of the reference while it is being detected. The ratios
 of held-out drives are the partition's calibration scores, so p-values, thresholds and the
 CUSUM work on them unchanged. Until the reference holds ``min_frames`` frames the ratio is 1
@@ -41,8 +44,14 @@ class BaselineParams:
     gap: int = 5
     min_frames: int = 10
     hold: int = 300
+    offset: float = 0.0
 
     def __post_init__(self) -> None:
+        offset = self.offset
+        if (isinstance(offset, bool) or not isinstance(offset, (int, float, np.floating))
+                or not math.isfinite(offset) or offset < 0):
+            raise ConfigError(f'baseline offset {offset!r} must be a finite number >= 0.')
+        object.__setattr__(self, 'offset', float(offset))
         for name in ('frames', 'gap', 'min_frames', 'hold'):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
@@ -60,7 +69,7 @@ class BaselineParams:
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""
         return {'frames': self.frames, 'gap': self.gap, 'min_frames': self.min_frames,
-                'hold': self.hold}
+                'hold': self.hold, 'offset': self.offset}
 
 
 class Baseline:
@@ -81,10 +90,11 @@ class Baseline:
         if not self.ready:
             return 1.0
         past = list(self._history)[:len(self._history) - self.params.gap]
-        median = float(np.median(past))
+        offset = self.params.offset
+        median = float(np.median(past)) + offset
         if median <= 0.0:
-            return math.inf if raw > 0.0 else 1.0
-        return raw / median
+            return math.inf if raw + offset > 0.0 else 1.0
+        return (raw + offset) / median
 
     def push(self, raw: float, frozen: bool = False) -> None:
         """Add a frame's raw score to the history (skipped while frozen, up to ``hold``)."""

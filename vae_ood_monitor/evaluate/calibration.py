@@ -72,6 +72,7 @@ class CalibrationOptions:
     change: bool = True
     baseline_frames: int = 30
     baseline_gap: int = 5
+    change_offset: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +98,9 @@ class CalibrationOptions:
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
         if self.window < 1 or self.margin < 0 or self.paper_dims < 1:
             raise ConfigError('window and paper_dims must be >= 1 and margin >= 0.')
+        if not 0 <= self.change_offset < 1:
+            raise ConfigError(f'change_offset {self.change_offset!r} must be a quantile level '
+                              'in [0, 1) (0: no offset).')
         if self.baseline_frames < 2 or self.baseline_gap < 0:
             raise ConfigError(f'baseline_frames {self.baseline_frames!r} must be >= 2 and '
                               f'baseline_gap {self.baseline_gap!r} >= 0.')
@@ -168,9 +172,13 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
             'warm-up')
     elif options.change and options.sequential and sequences_b:
         for plan in list(plans):
-            plans.append(replace(plan, name=plan.name + CHANGE_SUFFIX, baseline=baseline))
+            offset = (float(np.quantile(kl_a[:, list(plan.dims)].sum(axis=1),
+                                        options.change_offset))
+                      if options.change_offset > 0 else 0.0)
+            twin = replace(baseline, offset=offset)
+            plans.append(replace(plan, name=plan.name + CHANGE_SUFFIX, baseline=twin))
             report['partitions'][plan.name + CHANGE_SUFFIX] = {
-                **report['partitions'][plan.name], 'baseline': baseline.to_dict()}
+                **report['partitions'][plan.name], 'baseline': twin.to_dict()}
         say(f'change partitions: {", ".join(p.name for p in plans if p.baseline)} (reference '
             f'{baseline.frames} frames, {baseline.gap} frames back)')
     calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans,
