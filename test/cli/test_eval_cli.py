@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vae_ood_monitor.cli.main import main
@@ -56,6 +57,25 @@ def test_calibrate_in_place(work: Path, tmp_path: Path,
     manifest = load_bundle(model).manifest
     assert manifest.calibrated and [p.name for p in manifest.partitions] == ['all', 'fog']
     assert all(p.cusum is not None for p in manifest.partitions)
+
+
+def test_calibrate_change_partition_options(work: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # 6-frame references one frame back: half A's 4 drives keep 27 frames each past warm-up
+    code, out, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
+                         '--out', tmp_path / 'c.vood', *CALIBRATION, '--baseline-frames', '6',
+                         '--baseline-gap', '1', '--change-offset', '0.25')
+    assert code == 0, err
+    part, twin = load_bundle(tmp_path / 'c.vood').manifest.partitions
+    assert twin.name == 'all_change' and twin.baseline is not None
+    assert (twin.baseline.frames, twin.baseline.gap) == (6, 1)
+    assert twin.baseline.offset == pytest.approx(np.quantile(part.calibration_scores, 0.25))
+    assert (f'partition all_change: 4 dims (all), two_sided tail, change vs the median of 6 '
+            f'frames from 1 back (offset {twin.baseline.offset:.3g}), 108 calibration scores'
+            in out)
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
+                       '--out', tmp_path / 'd.vood', '--change-offset', '1.5')
+    assert code == 2 and 'change_offset 1.5 must be a quantile level in [0, 1)' in err
 
 
 def test_calibrate_to_a_new_file(work: Path, capsys: pytest.CaptureFixture[str]) -> None:

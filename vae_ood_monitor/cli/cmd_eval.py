@@ -93,7 +93,8 @@ def describe_partitions(bundle: Bundle) -> str:
         cusum = (f'; cusum window {part.cusum.window} delta {part.cusum.delta:.3f} tau '
                  f'{part.cusum.tau:.2f}' if part.cusum else '')
         change = (f', change vs the median of {part.baseline.frames} frames from '
-                  f'{part.baseline.gap} back' if part.baseline else '')
+                  f'{part.baseline.gap} back (offset {part.baseline.offset:.3g})'
+                  if part.baseline else '')
         lines.append(f'partition {part.name}: {len(part.dims)} dims ({part.selection.value}), '
                      f'{part.tail.value} tail{change}, {part.calibration_scores.size} calibration '
                      f'scores, {limits}{cusum}')
