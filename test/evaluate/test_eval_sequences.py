@@ -116,6 +116,15 @@ def test_per_shift_breakdown(evaluated: tuple[dict[str, Any], dict[str, Any]]) -
     assert shifts['fog']['threshold']['missed_segments'] == 1
     assert shifts['rain']['threshold']['median_delay'] == 0.0
     assert 0.9 < summary['auroc_evidence'] <= 1.0 and 0.5 < summary['auroc_cusum'] <= 1.0
+    # by kind of shifted sequence (the ID-only drives belong to none of them)
+    kinds = summary['sequence_modes']
+    assert set(kinds) == {'m2', 'm3'}
+    m2, m3 = kinds['m2']['threshold'], kinds['m3']['threshold']
+    assert (m2['segments'], m2['missed_segments'], m2['median_delay']) == (1, 0, 0.0)
+    assert (m3['segments'], m3['missed_segments'], m3['median_delay']) == (1, 1, None)
+    assert m2['id_frames'] + m3['id_frames'] == 40 and m2['false_alarms'] == 0
+    assert kinds['m2']['cusum']['median_delay'] == summary['shifts']['rain']['cusum'][
+        'median_delay']
     json.dumps(summary, allow_nan=False)
 
 
@@ -154,7 +163,8 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
     assert '| none | threshold | - | - | 0/0 | 12.50 (1 in 80) | 0.0% |' in table
     rows = [line.split(' | ')[0] for line in table[2:] if line.startswith('|')]
     assert rows == (['| all sequences'] * 2 + ['| fog'] * 2 + ['| none'] * 2 + ['| rain'] * 2
-                    + ['| all sequences'])
+                    + ['| m2 sequences (every shift)'] * 2
+                    + ['| m3 sequences (every shift)'] * 2 + ['| all sequences'])
     matched = evaluated[0]['threshold_matched']
     assert matched['missed_segments'] <= evaluated[0]['modes']['cusum']['missed_segments']
     assert any(line.startswith('| all sequences | threshold matched to cusum detection')

@@ -125,7 +125,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                        ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Run every sequence through each mode; return (summary, per-sequence traces).
 
-    The summary has, per mode and overall and per shift: median and p95 detection delay in
+    The summary has, per decision mode overall, per shift and per kind of shifted sequence
+    (``sequence_modes``: m1, m2, m3 over every shift; their false alarms are those before the
+    onset in those sequences only): median and p95 detection delay in
     frames (from each OOD onset to the first alert inside the OOD span), missed OOD spans,
     false alarm onsets (alerts rising on in-distribution frames) per 1,000 ID frames; plus the
     frame-level AUROC of the per-frame evidence and of the CUSUM statistic (relative to tau).
@@ -140,6 +142,7 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     modes = [m for m in modes if m is not DecisionMode.CUSUM or has_cusum]
     overall = {m.value: ModeSummary(m.value) for m in modes}
     per_shift: dict[str, dict[str, ModeSummary]] = {}
+    per_kind: dict[str, dict[str, ModeSummary]] = {}  # by sequence mode: m1, m2, m3
     traces: dict[str, dict[str, Any]] = {}
     truths, evidence, cusum = [], [], []
     for seq in sequences:
@@ -148,8 +151,12 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
             result = Decider(partitions, mode, clear_frames, cusum_cap).run(seq.kl)
             alert = result['alert']
             trace[f'alert.{mode.value}'] = alert
-            for summary in (overall[mode.value], per_shift.setdefault(seq.shift, {}).setdefault(
-                    mode.value, ModeSummary(mode.value))):
+            groups = [overall[mode.value], per_shift.setdefault(seq.shift, {}).setdefault(
+                mode.value, ModeSummary(mode.value))]
+            if seq.truth.any():
+                groups.append(per_kind.setdefault(seq.mode, {}).setdefault(
+                    mode.value, ModeSummary(mode.value)))
+            for summary in groups:
                 _account(summary, alert, seq.truth)
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
                 # KL score and per-frame evidence: the absolute partitions (the per-frame rule)
@@ -173,6 +180,8 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
         'modes': {m: s.as_dict() for m, s in overall.items()},
         'shifts': {shift: {m: s.as_dict() for m, s in modes_.items()}
                    for shift, modes_ in per_shift.items()},
+        'sequence_modes': {kind: {m: s.as_dict() for m, s in modes_.items()}
+                           for kind, modes_ in per_kind.items()},
     }
     if 0 < truth.sum() < truth.size:
         summary['auroc_evidence'] = float(roc_auc_score(truth, np.concatenate(evidence)))
@@ -225,7 +234,9 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
     """Format a Markdown table per shift and decision mode: delays, misses, false alarms."""
     lines = ['| shift | decision | median delay | p95 delay | missed | false alarms / 1000 ID '
              'frames | OOD frames detected |', '|' + '---|' * 7]
-    rows = [('all sequences', summary['modes'])] + sorted(summary['shifts'].items())
+    rows = ([('all sequences', summary['modes'])] + sorted(summary['shifts'].items())
+            + [(f'{kind} sequences (every shift)', modes) for kind, modes
+               in sorted(summary.get('sequence_modes', {}).items())])
     for shift, modes in rows:
         for mode, m in modes.items():
             median = '-' if m['median_delay'] is None else f'{m["median_delay"]:g}'
