@@ -131,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         train(train_set, run, TrainConfig(preset='default', epochs=args.epochs, seed=args.seed))
         print(f'trained ({time.monotonic() - started:.0f} s so far)')
     bundle = bundle_from_run(run, name='donkeycar-default')
-    bundle, _ = calibrate(bundle, calib_set, CalibrationOptions(
-        partitions=('all', 'rain', 'brightness'), target_far=args.target_far, seed=args.seed,
-        change=not args.no_change, change_offset=args.change_offset), log=print)
+    options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
+                                 target_far=args.target_far, seed=args.seed,
+                                 change=not args.no_change, change_offset=args.change_offset)
+    bundle, _ = calibrate(bundle, calib_set, options, log=print)
     save_bundle(bundle, args.out / 'model.vood', force=True)
     id_kl = kl_of_images(bundle, test_set.images)
     shifted = {kind: replace(test_set, images=shift_frames(test_set.images, kind, 'test',
@@ -162,10 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / 'summary.json').write_text(json.dumps(evaluation.to_dict(), indent=1,
                                                       default=str))
     if grid:
-        options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
-                                     target_far=args.target_far, seed=args.seed,
-                                     change=not args.no_change,
-                                     change_offset=args.change_offset)
         ood_sets = {'tub10': ood_floor, **shifted}
         compare_compressed(run, grid, train_set, calib_set, test_set, ood_sets, options,
                            args)

@@ -8,7 +8,8 @@ frame by the ratio
     r_t = (s_t + c) / (median(s_{t-gap-frames}, ..., s_{t-gap-1}) + c)
 
 of the raw sum ``s_t`` to a lagged reference window of the same camera's own frames. The
-``offset`` c (calibration sets it to a low quantile of the partition's in-distribution sums)
+``offset`` c (calibration sets it to a quantile of the partition's in-distribution sums, by
+default their median)
 keeps the ratio meaningful where a partition's KL is near zero: without it, a drift from 0.5 to
 2 nats is a fourfold "change", as extreme as a real shift that takes 20 nats to 80. The gap
 keeps the first frames of a shift out of the reference while it is being detected. The ratios
@@ -91,10 +92,10 @@ class Baseline:
             return 1.0
         past = list(self._history)[:len(self._history) - self.params.gap]
         offset = self.params.offset
-        median = float(np.median(past)) + offset
-        if median <= 0.0:
+        reference = float(np.median(past)) + offset
+        if reference <= 0.0:
             return math.inf if raw + offset > 0.0 else 1.0
-        return (raw + offset) / median
+        return (raw + offset) / reference
 
     def push(self, raw: float, frozen: bool = False) -> None:
         """Add a frame's raw score to the history (skipped while frozen, up to ``hold``)."""
