@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='per-frame false-alarm rate (the held-out fifth is ~800 frames: '
                         'three partitions at 0.01 would need ~1,200)')
     parser.add_argument('--force', action='store_true')
+    parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
+                        help="which training epoch's weights the teacher keeps")
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
     parser.add_argument('--no-change', action='store_true',
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vae_ood_monitor.cli.common import check_output
     from vae_ood_monitor.cli.cmd_eval import describe_partitions
+    from vae_ood_monitor.cli.cmd_train import describe_selection
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
     from vae_ood_monitor.data.dataset import load_frames
@@ -128,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     if run is None:
         run = args.out / 'run'
-        train(train_set, run, TrainConfig(preset='default', epochs=args.epochs, seed=args.seed))
-        print(f'trained ({time.monotonic() - started:.0f} s so far)')
+        info = train(train_set, run, TrainConfig(preset='default', epochs=args.epochs,
+                                                 seed=args.seed, select=args.select))
+        print(f'trained ({time.monotonic() - started:.0f} s so far); '
+              f'{describe_selection(info.selection, len(info.history))}')
     bundle = bundle_from_run(run, name='donkeycar-default')
     options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
                                  target_far=args.target_far, seed=args.seed,

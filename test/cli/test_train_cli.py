@@ -47,6 +47,24 @@ def test_train_prints_a_summary(work: Path, tmp_path: Path,
     assert out.startswith(f'trained tiny on 48 frames -> {tmp_path / "run"} (final loss ')
     meta = json.loads((tmp_path / 'run' / 'run.json').read_text())
     assert meta['config']['augment'] == [] and meta['config']['seed'] == 3
+    # the augmentation is off, the epoch is still chosen by the validation-shift probe
+    assert meta['selection']['rule'] == 'detection' and meta['selection']['epoch'] == 1
+    assert out.splitlines()[1].startswith('kept epoch 1 of 1 (best validation-shift AUROC: '
+                                          'rain ')
+
+
+def test_train_selection_options(work: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+                       '--select', 'last')
+    assert code == 0 and out.splitlines()[1] == 'kept epoch 1 of 1 (the last)'
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'fog', *TRAIN,
+                       '--select-shifts', 'fog')
+    assert code == 0 and 'fog ' in out.splitlines()[1] and 'rain' not in out.splitlines()[1]
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TRAIN,
+                       '--select-shifts', 'hail')
+    assert code == 2 and "select_shifts ['hail']: unknown shift" in err
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_train_refuses_an_existing_out(work: Path, capsys: pytest.CaptureFixture[str]) -> None:

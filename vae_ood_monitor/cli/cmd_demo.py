@@ -62,6 +62,7 @@ def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
     """Run every step; return the metrics (also written to work/report)."""
     from vae_ood_monitor.cli.cmd_data import synthesize
     from vae_ood_monitor.cli.cmd_eval import describe_partitions
+    from vae_ood_monitor.cli.cmd_train import describe_selection
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
     from vae_ood_monitor.data.dataset import load_frames
@@ -94,7 +95,9 @@ def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
         print(f'    {name}: {count} frames ({drives} drives)')
     step(f'2/5 training the {plan.preset!r} preset')
     frames = load_frames([data / 'train'], height, width)
-    train(frames, work / 'run', TrainConfig(preset=plan.preset, epochs=plan.epochs, seed=seed))
+    info = train(frames, work / 'run', TrainConfig(preset=plan.preset, epochs=plan.epochs,
+                                                   seed=seed))
+    print(f'    {describe_selection(info.selection, len(info.history))}')
     step('3/5 exporting the encoder to ONNX')
     bundle = bundle_from_run(work / 'run', name=f'demo-{plan.preset}')
     step('4/5 calibrating on held-out drives (partitions, thresholds, CUSUM)')

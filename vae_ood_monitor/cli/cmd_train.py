@@ -29,7 +29,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-augment', action='store_true',
                         help='disable in-range rain/brightness augmentation')
     parser.add_argument('--val-fraction', type=float, default=0.1,
-                        help='last fraction of every sequence held out for validation loss')
+                        help='last fraction of every sequence held out for validation')
+    parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
+                        help="which epoch's weights to keep: the one whose encoder separates "
+                        'validation frames from shifted copies best (detection, default), the '
+                        'lowest validation loss, or the last')
+    parser.add_argument('--select-shifts', nargs='+', default=['rain', 'brightness'],
+                        metavar='SHIFT', help='validation shifts for --select detection')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
     parser.add_argument('--threads', type=int, default=None, help='torch threads per process')
     parser.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'off'],
@@ -64,7 +70,8 @@ def _train(args: argparse.Namespace) -> int:
                          lr=args.lr, beta=args.beta, seed=args.seed,
                          augment=() if args.no_augment else ('rain', 'brightness'),
                          val_fraction=args.val_fraction, amp=args.amp, threads=args.threads,
-                         device=args.device)
+                         device=args.device, select=args.select,
+                         select_shifts=tuple(args.select_shifts))
     if not args.resume:
         check_output(args.out, args.force)
     height, width = get_preset(args.preset).encoder.input_hw
@@ -79,7 +86,21 @@ def _train(args: argparse.Namespace) -> int:
     print(f'trained {info.preset} on {len(frames)} frames -> {info.path} '
           f'(final loss {last.get("loss", float("nan")):.1f}, '
           f'val {last.get("val_loss", float("nan")):.1f})')
+    print(describe_selection(info.selection, len(info.history)))
     return 0
+
+
+def describe_selection(selection: dict[str, object], epochs: int) -> str:
+    """One line on which epoch a run kept and why."""
+    epoch = selection.get('epoch')
+    if epoch is None:
+        return f'kept the last of {epochs} epochs'
+    rule = selection.get('rule')
+    why = {'detection': 'best validation-shift AUROC', 'loss': 'lowest validation loss',
+           'last': 'the last'}.get(str(rule), str(rule))
+    figures = ', '.join(f'{k[len("val_auroc_"):]} {v:.3f}' for k, v in selection.items()
+                        if k.startswith('val_auroc_'))
+    return f'kept epoch {epoch} of {epochs} ({why}' + (f': {figures})' if figures else ')')
 
 
 def _export(args: argparse.Namespace) -> int:

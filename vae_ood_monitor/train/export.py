@@ -123,6 +123,7 @@ def bundle_from_run(run: str | os.PathLike[str], *, name: str | None = None) -> 
     info, model = load_run(run)
     provenance = {'preset': info.preset, 'run': str(info.path), 'train': info.config,
                   'data': info.data, 'history_last': info.history[-1] if info.history else {},
+                  'selection': info.selection,
                   **info.extra}
     return bundle_from_encoder(model.encoder, info.spec, name=name or info.path.name,
                                provenance=provenance)

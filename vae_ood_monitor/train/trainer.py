@@ -5,7 +5,12 @@ A training run is a directory::
     RUN/run.json        preset, architecture, config, data summary, loss history, versions;
                         ``complete`` turns true only when training finished
     RUN/checkpoint.pt   latest epoch: model + optimizer state + RNG state (resume)
-    RUN/model.pt        final weights (written last)
+    RUN/best.pt         weights of the epoch kept so far (see :mod:`.selection`)
+    RUN/model.pt        the kept epoch's weights (written last)
+
+Which epoch is kept: by default the one whose encoder detects validation shifts best
+(``TrainConfig.select``, :mod:`vae_ood_monitor.train.selection`); run.json's ``selection``
+says which epoch that was and why.
 
 ``.pt`` files hold plain state dicts of tensors and numbers, written with ``torch.save`` and
 read back with ``torch.load(weights_only=True)``: never pickled modules or classes.
@@ -35,6 +40,7 @@ from vae_ood_monitor.train.losses import vae_loss
 from vae_ood_monitor.train.models import EncoderSpec, get_preset, VAE
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
                                            init_distributed, seed_everything, set_threads)
+from vae_ood_monitor.train.selection import best_epoch, check_selection, DetectionProbe
 
 if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
@@ -44,6 +50,7 @@ __all__ = ['RunInfo', 'TrainConfig', 'load_run', 'save_state', 'train', 'version
 RUN_FILE = 'run.json'
 CHECKPOINT_FILE = 'checkpoint.pt'
 MODEL_FILE = 'model.pt'
+BEST_FILE = 'best.pt'
 
 
 @dataclass(frozen=True)
@@ -64,9 +71,15 @@ class TrainConfig:
     device: str = 'auto'
     schedule: str = 'constant'
     grad_clip: float | None = None
+    #: Which epoch's weights to keep: 'detection', 'loss' or 'last' (see .selection).
+    select: str = 'detection'
+    #: Validation shifts that score each epoch when select is 'detection'.
+    select_shifts: tuple[str, ...] = ('rain', 'brightness')
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
+        object.__setattr__(self, 'select_shifts',
+                           check_selection(self.select, self.select_shifts))
         if self.schedule not in ('constant', 'onecycle'):
             raise ConfigError(f"schedule {self.schedule!r} must be 'constant' or 'onecycle'.")
         object.__setattr__(self, 'augment', tuple(self.augment))
@@ -88,6 +101,7 @@ class TrainConfig:
             if values[name] is None:
                 values[name] = getattr(preset, name)
         values['augment'] = list(self.augment)
+        values['select_shifts'] = list(self.select_shifts)
         return values
 
 
@@ -104,6 +118,8 @@ class RunInfo:
     history: list[dict[str, float]] = field(default_factory=list)
     complete: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Which epoch's weights model.pt holds and why (empty for runs of older versions).
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def versions() -> dict[str, str]:
@@ -140,7 +156,7 @@ def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
         info = RunInfo(path, meta['preset'], EncoderSpec.from_dict(meta['encoder']),
                        float(meta['decoder_width']), meta['config'], meta.get('data', {}),
                        meta.get('history', []), bool(meta.get('complete')),
-                       meta.get('extra', {}))
+                       meta.get('extra', {}), dict(meta.get('selection') or {}))
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
     weights = path / (MODEL_FILE if info.complete else CHECKPOINT_FILE)
@@ -206,6 +222,9 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
         raise ConfigError(f'Only {len(train_set)} training frames for batch size '
                           f'{settings["batch_size"]} x {dist_info.world} process(es); give more '
                           'frames or a smaller --batch-size.')
+    select = config.select if len(val_set) else 'last'  # nothing held out to judge epochs by
+    probe = (DetectionProbe(val_set.images, config.select_shifts)
+             if select == 'detection' and dist_info.main else None)
     model = VAE(spec, preset.decoder_width).to(device).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings['lr'])
     history: list[dict[str, float]] = []
@@ -272,7 +291,15 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
                   'kl': totals[2] / steps}
         if dist_info.main:
             record.update(_validate(model, val_set, settings, device, amp))
+            if probe is not None:
+                scores = probe.score(model, device, amp)
+                record.update({f'val_auroc_{k}': v for k, v in scores.items() if k != 'mean'})
+                record['val_detection'] = scores['mean']
             history.append({k: float(v) for k, v in record.items()})
+            kept = best_epoch(history, select)
+            if select != 'last' and kept == len(history) - 1:
+                save_state(model.state_dict(), out / BEST_FILE)
+            meta['selection'] = _selection_record(history, select, kept)
             save_state({'epoch': epoch, 'model': model.state_dict(),
                         'optimizer': optimizer.state_dict(), 'torch_rng': torch.get_rng_state()},
                        out / CHECKPOINT_FILE)
@@ -282,11 +309,28 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
     bar.close()
     if dist_info.main:
         meta['train_seconds'] = round(time.monotonic() - started, 1)
-        save_state(model.state_dict(), out / MODEL_FILE)
+        kept = best_epoch(history, select)
+        best = out / BEST_FILE
+        if select != 'last' and kept is not None and best.is_file():
+            state = torch.load(best, map_location='cpu', weights_only=True)
+        else:  # 'last', or no epoch had a usable validation score
+            state, kept = model.state_dict(), len(history) - 1
+        meta['selection'] = _selection_record(history, select, kept)
+        save_state(state, out / MODEL_FILE)
         _write_json({**meta, 'history': history, 'complete': True}, out / RUN_FILE)
     if dist_info.world > 1:
         dist.barrier()
     return load_run(out)[0]
+
+
+def _selection_record(history: list[dict[str, float]], select: str,
+                      kept: int | None) -> dict[str, Any]:
+    """Return what run.json says about the kept epoch."""
+    if kept is None or not history:
+        return {'rule': select, 'epoch': None}
+    record = history[kept]
+    return {'rule': select, 'epoch': int(record['epoch']),
+            **{k: v for k, v in record.items() if k.startswith('val_')}}
 
 
 @torch.no_grad()
