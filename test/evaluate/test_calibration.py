@@ -230,10 +230,18 @@ def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any],
     assert bundle.manifest.provenance == tiny_model.manifest.provenance
     assert report['frames'] == 640 and report['split'] == [320, 320]
     assert report['options']['selection'] == 'labelled'
-    assert len(lines) == 10 and lines[1].startswith('partition rain: ')
+    assert len(lines) == 11 and lines[1].startswith('partition rain: ')
     assert lines[3] == ('change partitions: all_change, rain_change, brightness_change '
                         '(reference 30 frames, 5 frames back)')
     assert 'CUSUM delta' in lines[4] and lines[9].startswith('partition brightness_change: ')
+    # 8 drives of 40 frames (half B) and 6 partitions: 6 / (9 * 40) alarms per frame at best
+    assert report['drive_resolution'] == {
+        'drives': 8, 'partitions': 6, 'frames_per_drive': 40.0, 'target_rate': 1e-4,
+        'rate': 6 / (9 * 40), 'drives_needed': 1499}
+    assert lines[10] == ('note: 8 held-out drives of ~40 frames cannot vouch for fewer than '
+                         '~1.7e+02 false alarms per 10,000 frames of new drives (a new drive '
+                         'beats the highest of them 1 time in 9, for each of 6 partitions); the '
+                         'target 1 per 10,000 needs about 1499 such drives, or fewer partitions')
     json.dumps(report, allow_nan=False)  # JSON-safe: no inf, no numpy types
     loaded = load_bundle(save_bundle(bundle, tmp_path / 'calibrated.vood'))
     assert loaded.manifest.metrics['calibration'] == json.loads(json.dumps(report))

@@ -13,8 +13,8 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.sequential import (fit_cusum, log_martingales, MIN_TAU,
-                                                 run_cusum, SequentialFit)
+from vae_ood_monitor.evaluate.sequential import (DriveResolution, fit_cusum, log_martingales,
+                                                 MIN_TAU, run_cusum, SequentialFit)
 
 ONSET, LENGTH, WINDOW = 60, 120, 10
 
@@ -148,3 +148,19 @@ def test_fit_errors() -> None:
     with pytest.raises(CalibrationError, match='Only 30 in-distribution frames for sequential '
                        'calibration with window 20'):
         fit_cusum(part, [np.ones((30, 2))], _shifted(1), window=20)
+
+
+def test_drive_resolution_hand_computed() -> None:
+    # 100 drives of 50 frames, 6 partitions: 6 / (101 * 50) alarms per frame at best
+    few = DriveResolution(100, 6, 50.0, 1e-4)
+    assert few.rate == pytest.approx(6 / 5050)
+    assert few.drives_needed == 1199  # 6 / (1e-4 * 50) = 1200 = drives + 1
+    assert not few.sufficient
+    assert 'cannot vouch for fewer than ~12 false alarms per 10,000' in few.describe()
+    assert 'needs about 1199 such drives' in few.describe()
+    enough = DriveResolution(1199, 6, 50.0, 1e-4)
+    assert enough.sufficient and enough.rate == pytest.approx(1e-4)
+    assert 'is within reach' in enough.describe()
+    # one partition on long drives needs few of them
+    assert DriveResolution(5, 1, 10_000.0, 1e-4).drives_needed == 1
+    assert json.loads(json.dumps(few.as_dict()))['drives_needed'] == 1199

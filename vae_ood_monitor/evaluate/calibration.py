@@ -37,7 +37,7 @@ from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
                                                 MIN_CALIBRATION_FRAMES, PartitionPlan)
 from vae_ood_monitor.evaluate.scores import kl_of_images
 from vae_ood_monitor.evaluate.selection import labelled_dims, paper_dims
-from vae_ood_monitor.evaluate.sequential import fit_cusum
+from vae_ood_monitor.evaluate.sequential import DriveResolution, fit_cusum
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -198,6 +198,11 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
             say(f'partition {part.name}: CUSUM delta {fit.params.delta:.3f} tau '
                 f'{fit.params.tau:.2f}; validation median delay {fit.median_delay:g} frames, '
                 f'{fit.missed} missed, {fit.id_alarms} alarms in {fit.id_frames} ID frames')
+        resolution = DriveResolution(len(sequences_b), len(partitions),
+                                     float(np.mean([len(s) for s in sequences_b])),
+                                     options.alarm_rate)
+        report['drive_resolution'] = resolution.as_dict()
+        say(('' if resolution.sufficient else 'note: ') + resolution.describe())
     elif options.sequential:
         report['sequential'] = (f'skipped: no calibration sequence has {2 * options.window} '
                                 'frames or more')

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
     from vae_ood_monitor.core.manifest import Partition
 
-__all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'SequentialFit', 'fit_cusum', 'log_martingales',
-           'run_cusum']
+__all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'DriveResolution', 'SequentialFit', 'fit_cusum',
+           'log_martingales', 'run_cusum']
 
 #: Candidate deltas: these quantiles of the in-distribution log-martingale values.
 DELTA_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -74,6 +74,59 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+@dataclass(frozen=True)
+class DriveResolution:
+    """The lowest false-alarm rate on new drives that ``drives`` held-out drives can vouch for.
+
+    Frames of one drive share a scene, so what generalises is how often a *new drive* pushes a
+    partition's statistic past a threshold fitted on ``drives`` drives. If the drives are
+    exchangeable, a new drive beats the highest of them with probability 1 / (drives + 1): no
+    fit on these drives can promise less without assuming a tail shape. With ``partitions``
+    detectors OR-ed, a drive of ``frames_per_drive`` frames may alarm with probability up to
+    ``partitions / (drives + 1)`` (union bound), i.e. ``rate`` alarms per frame.
+    """
+
+    drives: int
+    partitions: int
+    frames_per_drive: float
+    target_rate: float
+
+    @property
+    def rate(self) -> float:
+        """Alarms per in-distribution frame the drives can vouch for (union bound)."""
+        return self.partitions / ((self.drives + 1) * self.frames_per_drive)
+
+    @property
+    def drives_needed(self) -> int:
+        """Held-out drives of this length that would vouch for ``target_rate``."""
+        return max(1, math.ceil(self.partitions / (self.target_rate * self.frames_per_drive))
+                   - 1)
+
+    @property
+    def sufficient(self) -> bool:
+        """Whether the drives suffice for the target rate."""
+        return self.drives >= self.drives_needed
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        """JSON-ready form (the calibration report)."""
+        return {'drives': self.drives, 'partitions': self.partitions,
+                'frames_per_drive': self.frames_per_drive, 'target_rate': self.target_rate,
+                'rate': self.rate, 'drives_needed': self.drives_needed}
+
+    def describe(self) -> str:
+        """One line for the calibration log."""
+        why = (f'a new drive beats the highest of them 1 time in {self.drives + 1}, for each '
+               f'of {self.partitions} partitions')
+        rate = f'{self.rate * 1e4:.2g} false alarms per 10,000 frames of new drives'
+        target = f'the target {self.target_rate * 1e4:g} per 10,000'
+        if self.sufficient:
+            return (f'{self.drives} held-out drives of ~{self.frames_per_drive:.0f} frames can '
+                    f'vouch for down to ~{rate} ({why}): {target} is within reach')
+        return (f'{self.drives} held-out drives of ~{self.frames_per_drive:.0f} frames cannot '
+                f'vouch for fewer than ~{rate} ({why}); {target} needs about '
+                f'{self.drives_needed} such drives, or fewer partitions')
 
 
 def log_martingales(partition: Partition, kl: NDArray[np.float64],
