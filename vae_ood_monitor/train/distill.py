@@ -26,8 +26,8 @@ from vae_ood_monitor.core.preprocess import resize_image
 from vae_ood_monitor.data.shifts import augment_in_range
 from vae_ood_monitor.train.losses import gaussian_kl, kl_per_dim, vae_loss
 from vae_ood_monitor.train.models import Decoder, Encoder, EncoderSpec
-from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, seed_everything,
-                                           set_threads)
+from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, images_tensor,
+                                           seed_everything, set_threads)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
@@ -108,12 +108,6 @@ class DistillConfig:
         if not 0.0 <= self.mix_p <= 1.0:
             raise ConfigError(f'mix_p {self.mix_p!r} must be in [0, 1].')
         object.__setattr__(self, 'augment', tuple(self.augment))
-
-
-def _tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return tensor.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
-        memory_format=torch.channels_last)
 
 
 def blend_frames(images: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
@@ -197,8 +191,8 @@ def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
                                    for img in images])
             if config.mix_p > 0:
                 images = blend_frames(images, rng, config.mix_p)
-            x_teacher = _tensor(images, device)
-            x_student = _tensor(_student_input(images, student.spec), device)
+            x_teacher = images_tensor(images, device)
+            x_student = images_tensor(_student_input(images, student.spec), device)
             with torch.no_grad(), autocast(device, amp):
                 mu_t, lv_t = teacher.encoder(x_teacher)
                 recon_t = teacher.decoder(mu_t) if decoder is not None else None
@@ -261,9 +255,9 @@ def latent_gap(teacher: VAE, student: Encoder, frames: FrameArray,
     sums = np.zeros(3)
     for start in range(0, len(frames), batch):
         images = frames.images[start:start + batch]
-        mu_t, lv_t = teacher.encoder(_tensor(images, torch.device('cpu')))
-        mu_s, lv_s = student(_tensor(_student_input(images, student.spec),
-                                     torch.device('cpu')))
+        mu_t, lv_t = teacher.encoder(images_tensor(images, torch.device('cpu')))
+        mu_s, lv_s = student(images_tensor(_student_input(images, student.spec),
+                                           torch.device('cpu')))
         sums += [float((mu_s - mu_t).abs().mean()) * len(images),
                  float((lv_s - lv_t).abs().mean()) * len(images),
                  float((kl_per_dim(mu_s, lv_s) - kl_per_dim(mu_t, lv_t)).abs().mean())

@@ -12,7 +12,8 @@ import torch.distributed as dist
 
 from vae_ood_monitor.core.errors import ConfigError
 
-__all__ = ['DistInfo', 'amp_dtype', 'autocast', 'choose_device', 'init_distributed',
+__all__ = ['DistInfo', 'amp_dtype', 'autocast', 'choose_device', 'images_tensor',
+           'init_distributed',
            'seed_everything', 'set_threads']
 
 
@@ -87,3 +88,10 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     """Return an autocast context (disabled when ``dtype`` is None)."""
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def images_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Turn (N, H, W, 3) uint8 frames into the encoder's (N, 3, H, W) input in [0, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return tensor.permute(0, 3, 1, 2).float().div_(255.0).contiguous(
+        memory_format=torch.channels_last)

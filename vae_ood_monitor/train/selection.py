@@ -23,7 +23,7 @@ import torch
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.shifts import shift_frames, ShiftKind
 from vae_ood_monitor.train.losses import kl_per_dim
-from vae_ood_monitor.train.runtime import autocast
+from vae_ood_monitor.train.runtime import autocast, images_tensor
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -71,8 +71,7 @@ class DetectionProbe:
             amp: torch.dtype | None) -> NDArray[np.float64]:
         out = []
         for start in range(0, len(images), self.batch_size):
-            x = torch.from_numpy(images[start:start + self.batch_size]).to(device)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = images_tensor(images[start:start + self.batch_size], device)
             with autocast(device, amp):
                 mu, logvar = model.encoder(x)
             out.append(kl_per_dim(mu.float(), logvar.float()).cpu().numpy())

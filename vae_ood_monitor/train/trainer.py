@@ -39,7 +39,8 @@ from vae_ood_monitor.data.shifts import augment_in_range
 from vae_ood_monitor.train.losses import vae_loss
 from vae_ood_monitor.train.models import EncoderSpec, get_preset, VAE
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
-                                           init_distributed, seed_everything, set_threads)
+                                           images_tensor, init_distributed, seed_everything,
+                                           set_threads)
 from vae_ood_monitor.train.selection import best_epoch, check_selection, DetectionProbe
 
 if TYPE_CHECKING:
@@ -192,9 +193,7 @@ def _batch_tensor(images: np.ndarray, rng: np.random.Generator, kinds: tuple[str
                   p: float, device: torch.device) -> torch.Tensor:
     if kinds and p > 0:
         images = np.stack([augment_in_range(img, rng, kinds=kinds, p=p) for img in images])
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    tensor = tensor.permute(0, 3, 1, 2).float().div_(255.0)
-    return tensor.contiguous(memory_format=torch.channels_last)
+    return images_tensor(images, device)
 
 
 def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | None = None, *,
