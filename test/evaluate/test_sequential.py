@@ -13,8 +13,9 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.sequential import (DriveResolution, fit_cusum, log_martingales,
-                                                 MIN_TAU, run_cusum, SequentialFit)
+from vae_ood_monitor.evaluate.sequential import (DriveResolution, fit_cusum, log_m_ceiling,
+                                                 log_martingales, MIN_TAU, run_cusum,
+                                                 SequentialFit)
 
 ONSET, LENGTH, WINDOW = 60, 120, 10
 
@@ -122,6 +123,38 @@ def test_allowed_alarms_lower_tau() -> None:
     assert 0 < loose.id_alarms <= 3
     assert loose.params.tau < strict.params.tau
     assert loose.median_delay <= strict.median_delay
+
+
+@pytest.mark.parametrize('tail', [Tail.UPPER, Tail.LOWER, Tail.TWO_SIDED])
+def test_log_m_ceiling_is_a_window_of_the_smallest_p_value(tail: Tail) -> None:
+    part = _partition(tail)
+    extreme = np.full((WINDOW + 5, 2), 0.0 if tail is Tail.LOWER else 1e6)
+    reached = log_martingales(part, extreme, WINDOW)
+    assert reached.max() == pytest.approx(log_m_ceiling(part, WINDOW))
+    assert reached[WINDOW - 1:] == pytest.approx(log_m_ceiling(part, WINDOW))
+    # by hand for one p-value: p = 1/5 (four scores), M = (1/p - 1 - a) / a^2 with a = -log p
+    four = Partition('p', (0,), calibration_scores=[1.0, 2.0, 3.0, 4.0], threshold=4.0)
+    a = math.log(5.0)
+    assert log_m_ceiling(four, 1) == pytest.approx(math.log((5.0 - 1.0 - a) / a ** 2))
+
+
+def test_a_fit_says_when_its_partition_can_never_alarm() -> None:
+    part, shifted = _partition(), _shifted()
+    fit = fit_cusum(part, _id_sequences(), shifted, window=WINDOW)
+    assert fit.can_alarm and fit.ceiling == pytest.approx(log_m_ceiling(part, WINDOW))
+    assert fit.id_max_log_m < fit.ceiling and 'WARNING' not in fit.describe()
+    # one held-out drive sits far outside the calibration scores throughout (a scene the
+    # encoder finds as novel as a shift): every drift that keeps it quiet is above the ceiling
+    novel = _id_sequences() + [np.full((LENGTH, 2), 1e6)]
+    dead = fit_cusum(part, novel, shifted, window=WINDOW)
+    assert dead.id_max_log_m == pytest.approx(dead.ceiling)
+    assert not dead.can_alarm and dead.params.delta >= dead.ceiling
+    assert dead.id_alarms == 0 and dead.missed == len(shifted)
+    assert dead.as_dict()['can_alarm'] is False
+    assert dead.describe().startswith('partition all: CUSUM delta ')
+    assert ('WARNING: it can never alarm: held-out in-distribution drives reach log M '
+            f'{dead.ceiling:.1f} of the {dead.ceiling:.1f} that a stream far outside the '
+            'calibration scores reaches' in dead.describe())
 
 
 def test_as_dict_is_json_safe() -> None:

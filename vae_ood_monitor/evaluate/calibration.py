@@ -195,9 +195,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
                             cusum_cap=options.cusum_cap)
             partitions[number] = replace(part, cusum=fit.params)
             report['partitions'][part.name]['cusum'] = fit.as_dict()
-            say(f'partition {part.name}: CUSUM delta {fit.params.delta:.3f} tau '
-                f'{fit.params.tau:.2f}; validation median delay {fit.median_delay:g} frames, '
-                f'{fit.missed} missed, {fit.id_alarms} alarms in {fit.id_frames} ID frames')
+            say(fit.describe())
         resolution = DriveResolution(len(sequences_b), len(partitions),
                                      float(np.mean([len(s) for s in sequences_b])),
                                      options.alarm_rate)

@@ -20,8 +20,9 @@ import numpy as np
 from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
-from vae_ood_monitor.core.martingale import PowerMartingale
+from vae_ood_monitor.core.martingale import log_power_martingale, PowerMartingale
 from vae_ood_monitor.core.scoring import conformal_p_values
+from vae_ood_monitor.core.typedefs import Tail
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.manifest import Partition
 
 __all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'DriveResolution', 'SequentialFit', 'fit_cusum',
-           'log_martingales', 'run_cusum']
+           'log_m_ceiling', 'log_martingales', 'run_cusum']
 
 #: Candidate deltas: these quantiles of the in-distribution log-martingale values.
 DELTA_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -54,6 +55,15 @@ class SequentialFit:
     missed: int
     validation_sequences: int
     candidates: list[dict[str, float]] = field(default_factory=list)
+    #: the highest log M any stream can reach (:func:`log_m_ceiling`)
+    ceiling: float = math.inf
+    #: the highest log M of the in-distribution sequences
+    id_max_log_m: float = -math.inf
+
+    @property
+    def can_alarm(self) -> bool:
+        """Whether any stream can ever raise the alarm: the drift is below the ceiling."""
+        return self.params.delta < self.ceiling
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (goes into the manifest's calibration record; inf -> None)."""
@@ -62,7 +72,21 @@ class SequentialFit:
                         'id_alarms': self.id_alarms, 'median_delay': self.median_delay,
                         'p95_delay': self.p95_delay, 'missed': self.missed,
                         'validation_sequences': self.validation_sequences,
-                        'candidates': self.candidates})
+                        'ceiling': self.ceiling, 'id_max_log_m': self.id_max_log_m,
+                        'can_alarm': self.can_alarm, 'candidates': self.candidates})
+
+    def describe(self) -> str:
+        """One line for the calibration log."""
+        line = (f'partition {self.partition}: CUSUM delta {self.params.delta:.3f} tau '
+                f'{self.params.tau:.2f}; validation median delay {self.median_delay:g} frames, '
+                f'{self.missed} missed, {self.id_alarms} alarms in {self.id_frames} ID frames')
+        if self.can_alarm:
+            return line
+        return (f'{line}. WARNING: it can never alarm: held-out in-distribution drives reach '
+                f'log M {self.id_max_log_m:.1f} of the {self.ceiling:.1f} that a stream far '
+                'outside the calibration scores reaches, so to this encoder they look as novel '
+                'as a shift, and a drift above them is above every stream. Train on drives like '
+                'them, calibrate on more drives, or leave the partition out')
 
 
 def _finite(value: Any) -> Any:
@@ -137,6 +161,17 @@ def log_martingales(partition: Partition, kl: NDArray[np.float64],
     return np.array([martingale.update(float(p))
                      for p in conformal_p_values(partition.calibration_scores, scores,
                                                  partition.tail)])
+
+
+def log_m_ceiling(partition: Partition, window: int) -> float:
+    """Return the highest log M the partition can produce.
+
+    That is a full window of the smallest p-value its calibration scores allow: 1 / (N + 1),
+    or 2 / (N + 1) for a two-sided partition.
+    """
+    n = partition.calibration_scores.size
+    smallest = (2.0 if partition.tail is Tail.TWO_SIDED else 1.0) / (n + 1.0)
+    return log_power_martingale(window * math.log(min(1.0, smallest)), window)
 
 
 def run_cusum(log_m: NDArray[np.float64], delta: float, tau: float,
@@ -262,4 +297,5 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
         partition=partition.name, params=CusumParams(window, chosen['delta'], chosen['tau']),
         id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
         median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
-        missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates)
+        missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates,
+        ceiling=log_m_ceiling(partition, window), id_max_log_m=top)
