@@ -183,7 +183,9 @@ def test_decider_run_equals_stepwise_updates() -> None:
     assert result['alert'].tolist() == [e[2] for e in expected]
     assert result['p.statistic'].tolist() == [e[0][0].statistic for e in expected]
     assert set(result) == {'alert', 'triggered', 'p.score', 'p.p_value', 'p.log_m',
-                           'p.statistic'}
+                           'p.statistic', 'p.triggered'}
+    assert result['p.triggered'].tolist() == [e[0][0].triggered for e in expected]
+    assert result['p.triggered'].tolist() == result['triggered'].tolist()  # one partition
     assert result['alert'][:5].sum() == 0 and result['alert'][10]
 
 

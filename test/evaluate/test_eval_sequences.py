@@ -171,6 +171,38 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
                for line in table)
     assert table[-1].startswith('Frame-level AUROC over all sequences: per-frame evidence ')
     assert ', CUSUM 0.' in table[-1]
+    assert ('Which partitions raised the threshold alerts (several can at once): false alarm '
+            'onsets: all 1; first detecting frames: all 1.') in table
+    assert ('Which partitions raised the cusum alerts (several can at once): false alarm '
+            'onsets: none; first detecting frames: all 2.') in table
+
+
+def test_alerts_are_attributed_to_the_partitions_that_fired(
+        evaluated: tuple[dict[str, Any], dict[str, Any]], bundle: Bundle) -> None:
+    modes = evaluated[0]['modes']  # one partition: the spike's false alarm and both detections
+    assert modes['threshold']['partitions'] == {'all': {'false_alarms': 1, 'detections': 1}}
+    assert modes['cusum']['partitions'] == {'all': {'false_alarms': 0, 'detections': 2}}
+    # two partitions on separate dims: a spike in dims 0-1 is left's false alarm, a jump in
+    # dims 2-3 is right's detection, a jump in all four dims is both's
+    scores = np.linspace(0.5, 1.0, 101)
+    left = Partition('left', (0, 1), calibration_scores=scores, threshold=1.0)
+    right = Partition('right', (2, 3), calibration_scores=scores, threshold=1.0)
+    base = np.full((N, 4), 0.375)  # pairs sum to 0.75, the calibration median
+    spike, jump, both = base.copy(), base.copy(), base.copy()
+    spike[5, :2] = 5.0
+    jump[20:, 2:] = 5.0
+    both[30:] = 5.0
+    sequences = [LabelledSequence('id_0', 'none', 'id', spike, _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', jump, _truth(20, 40)),
+                 LabelledSequence('fog_m2_0', 'fog', 'm2', both, _truth(30, 40))]
+    two = bundle.with_manifest(partitions=(left, right))
+    summary, _ = evaluate_sequences(two, sequences, modes=(DecisionMode.THRESHOLD,))
+    assert summary['modes']['threshold']['partitions'] == {
+        'left': {'false_alarms': 1, 'detections': 1},
+        'right': {'false_alarms': 0, 'detections': 2}}
+    assert summary['shifts']['rain']['threshold']['partitions'] == {
+        'left': {'false_alarms': 0, 'detections': 0},
+        'right': {'false_alarms': 0, 'detections': 1}}
 
 
 def test_write_timelines(evaluated: tuple[dict[str, Any], dict[str, Any]], bundle: Bundle,

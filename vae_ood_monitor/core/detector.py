@@ -173,7 +173,8 @@ class Decider:
         """Feed a (T, D) KL sequence; return per-frame arrays.
 
         Keys: ``alert`` and ``triggered`` (bool, T), and per partition ``<name>.score``,
-        ``<name>.p_value``, ``<name>.log_m``, ``<name>.statistic``.
+        ``<name>.p_value``, ``<name>.log_m``, ``<name>.statistic`` and ``<name>.triggered``
+        (bool: this partition fired on the frame).
         """
         out: dict[str, list[float]] = {'alert': [], 'triggered': []}
         for row in kl:
@@ -182,9 +183,11 @@ class Decider:
             out['triggered'].append(bool(fired))
             for s in states:
                 for key, value in (('score', s.score), ('p_value', s.p_value),
-                                   ('log_m', s.log_martingale), ('statistic', s.statistic)):
+                                   ('log_m', s.log_martingale), ('statistic', s.statistic),
+                                   ('triggered', s.triggered)):
                     out.setdefault(f'{s.name}.{key}', []).append(value)
-        return {k: np.asarray(v, dtype=bool if k in ('alert', 'triggered') else np.float64)
+        return {k: np.asarray(v, dtype=bool if k.endswith('triggered') or k == 'alert'
+                              else np.float64)
                 for k, v in out.items()}
 
     def reset(self) -> None:

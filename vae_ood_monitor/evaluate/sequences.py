@@ -54,6 +54,8 @@ class ModeSummary:
     id_frames: int = 0
     detected_frames: int = 0
     ood_frames: int = 0
+    #: per partition: false alarm onsets and first detecting frames it triggered on
+    partitions: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def false_alarms_per_1000(self) -> float:
@@ -71,6 +73,7 @@ class ModeSummary:
             'false_alarms': self.false_alarms, 'id_frames': self.id_frames,
             'false_alarms_per_1000_id_frames': self.false_alarms_per_1000,
             'frame_detection_rate': self.detected_frames / max(1, self.ood_frames),
+            **({'partitions': self.partitions} if self.partitions else {}),
         }
 
 
@@ -156,8 +159,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
             if seq.truth.any():
                 groups.append(per_kind.setdefault(seq.mode, {}).setdefault(
                     mode.value, ModeSummary(mode.value)))
+            fired = {name: result[f'{name}.triggered'] for name in names}
             for summary in groups:
-                _account(summary, alert, seq.truth)
+                _account(summary, alert, seq.truth, fired)
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
                 # KL score and per-frame evidence: the absolute partitions (the per-frame rule)
                 trace['score'] = _score(result, frame_names, 'score')
@@ -215,19 +219,28 @@ def _matched_threshold(traces: dict[str, dict[str, Any]], missed_target: int,
     return best
 
 
-def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.bool_]) -> None:
+def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.bool_],
+             fired: dict[str, NDArray[np.bool_]] | None = None) -> None:
+    """Add one sequence; ``fired``: per partition, the frames it triggered on."""
     rising = alert & ~np.r_[False, alert[:-1]]
-    summary.false_alarms += int(np.count_nonzero(rising & ~truth))
+    false_onsets = np.flatnonzero(rising & ~truth)
+    summary.false_alarms += int(false_onsets.size)
     summary.id_frames += int(np.count_nonzero(~truth))
     summary.ood_frames += int(np.count_nonzero(truth))
     summary.detected_frames += int(np.count_nonzero(alert & truth))
+    first_hits = []
     for start, stop in segments(truth):
         summary.segments += 1
         hits = np.flatnonzero(alert[start:stop])
         if hits.size:
             summary.delays.append(int(hits[0]))
+            first_hits.append(start + int(hits[0]))
         else:
             summary.missed += 1
+    for name, triggered in (fired or {}).items():
+        counts = summary.partitions.setdefault(name, {'false_alarms': 0, 'detections': 0})
+        counts['false_alarms'] += int(np.count_nonzero(triggered[false_onsets]))
+        counts['detections'] += int(np.count_nonzero(triggered[first_hits]))
 
 
 def format_sequence_table(summary: dict[str, Any]) -> str:
@@ -252,6 +265,12 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
                      f'{matched["segments"]} | {matched["false_alarms_per_1000_id_frames"]:.2f} '
                      f'({matched["false_alarms"]} in {matched["id_frames"]}) | '
                      f'{matched["frame_detection_rate"]:.1%} |')
+    for mode, m in summary['modes'].items():
+        if m.get('partitions'):
+            lines += ['', f'Which partitions raised the {mode} alerts (several can at once): '
+                      + _by_partition(m['partitions'], 'false_alarms', 'false alarm onsets')
+                      + '; ' + _by_partition(m['partitions'], 'detections',
+                                             'first detecting frames') + '.']
     extra = []
     for key, label in (('auroc_evidence', 'per-frame evidence'), ('auroc_cusum', 'CUSUM')):
         if key in summary:
@@ -259,6 +278,11 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
     if extra:
         lines += ['', 'Frame-level AUROC over all sequences: ' + ', '.join(extra) + '.']
     return '\n'.join(lines)
+
+
+def _by_partition(counts: dict[str, dict[str, int]], key: str, label: str) -> str:
+    named = [f'{name} {c[key]}' for name, c in counts.items() if c[key]]
+    return f'{label}: ' + (', '.join(named) if named else 'none')
 
 
 def write_timelines(traces: dict[str, dict[str, Any]], out: Path, bundle: Bundle,
