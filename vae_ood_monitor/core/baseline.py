@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+import itertools
 import math
+import statistics
 from typing import Any, TYPE_CHECKING
 
 import numpy as np
@@ -90,9 +92,11 @@ class Baseline:
         """Score ``raw`` against the reference (1.0 while warming up)."""
         if not self.ready:
             return 1.0
-        past = list(self._history)[:len(self._history) - self.params.gap]
+        # statistics.median: the same value as np.median (the mean of the two middle values for
+        # an even count), at a tenth of its cost on a window of a few dozen floats
+        past = itertools.islice(self._history, 0, len(self._history) - self.params.gap)
         offset = self.params.offset
-        reference = float(np.median(past)) + offset
+        reference = statistics.median(past) + offset
         if reference <= 0.0:
             return math.inf if raw + offset > 0.0 else 1.0
         return (raw + offset) / reference
