@@ -11,6 +11,7 @@ import json
 import math
 from typing import Any
 
+from hypothesis import given, settings, strategies as st
 import numpy as np
 import pytest
 
@@ -285,6 +286,17 @@ def test_partition_tails_need_their_thresholds(tail: str, threshold: float | Non
     part = Partition('p', (0,), calibration_scores=[1.0, 2.0], threshold=threshold,
                      threshold_low=threshold_low, tail=tail)
     assert part.calibrated is calibrated
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=40))
+def test_partition_median_is_numpys_median(scores: list[float]) -> None:
+    # read off the sorted calibration scores (per frame, in the per-frame rule): the same value
+    median = Partition('p', (0,), calibration_scores=scores).median
+    if scores:
+        assert median == float(np.median(scores))
+    else:
+        assert math.isnan(median)
 
 
 def test_partition_evidence_per_tail_scalar_and_vector_agree() -> None:
