@@ -22,7 +22,6 @@ from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.martingale import log_power_martingale, PowerMartingale
 from vae_ood_monitor.core.scoring import conformal_p_values
-from vae_ood_monitor.core.typedefs import Tail
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -164,14 +163,14 @@ def log_martingales(partition: Partition, kl: NDArray[np.float64],
 
 
 def log_m_ceiling(partition: Partition, window: int) -> float:
-    """Return the highest log M the partition can produce.
+    """Return the highest log M the partition can produce from finite scores.
 
-    That is a full window of the smallest p-value its calibration scores allow: 1 / (N + 1),
-    or 2 / (N + 1) for a two-sided partition.
+    That is a full window of the smallest p-value its calibration scores allow (a score beyond
+    every calibration score on the partition's tail: 1 / (N + 1), or 2 / (N + 1) two-sided).
     """
-    n = partition.calibration_scores.size
-    smallest = (2.0 if partition.tail is Tail.TWO_SIDED else 1.0) / (n + 1.0)
-    return log_power_martingale(window * math.log(min(1.0, smallest)), window)
+    smallest = float(conformal_p_values(partition.calibration_scores, [-math.inf, math.inf],
+                                        partition.tail).min())
+    return log_power_martingale(window * math.log(smallest), window)
 
 
 def run_cusum(log_m: NDArray[np.float64], delta: float, tau: float,
