@@ -13,8 +13,7 @@ import torch.distributed as dist
 from vae_ood_monitor.core.errors import ConfigError
 
 __all__ = ['DistInfo', 'amp_dtype', 'autocast', 'choose_device', 'images_tensor',
-           'init_distributed',
-           'seed_everything', 'set_threads']
+           'init_distributed', 'seed_everything', 'set_threads']
 
 
 @dataclass(frozen=True)
