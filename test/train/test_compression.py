@@ -153,6 +153,32 @@ def test_static_int8_has_int8_weights_and_agrees_with_fp32(tiny_bundle_and_frame
         quantize_static_bundle(bundle, frames.images[:4])
 
 
+def _conv_weight_types(model_bytes: bytes) -> list[str]:
+    """Per Conv node in graph order: 'int8' when its weight comes from int8 data, else 'float'."""
+    graph = onnx.load_from_string(model_bytes).graph
+    int8 = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    dequantised = {n.output[0] for n in graph.node
+                   if n.op_type == 'DequantizeLinear' and n.input[0] in int8}
+    return ['int8' if n.input[1] in dequantised else 'float'
+            for n in graph.node if n.op_type == 'Conv']
+
+
+def test_static_int8_keeps_the_stem_in_float_unless_asked(tiny_bundle_and_frames) -> None:
+    bundle, frames = tiny_bundle_and_frames
+    stem = quantize_static_bundle(bundle, frames.images[:32])
+    every = quantize_static_bundle(bundle, frames.images[:32], float_stem=False)
+    assert _conv_weight_types(stem.model_bytes)[0] == 'float'
+    assert set(_conv_weight_types(stem.model_bytes)[1:]) == {'int8'}
+    assert set(_conv_weight_types(every.model_bytes)) == {'int8'}
+    graph = onnx.load_from_string(stem.model_bytes).graph
+    first_conv = next(n for n in graph.node if n.op_type == 'Conv')
+    assert first_conv.input[0] == graph.input[0].name  # reads the image itself, no QDQ pair
+    assert first_conv.name in stem.manifest.provenance['precision']['float_nodes']
+    batch = _batch(frames, 16)
+    mu_f = EncoderSession(bundle).encode(batch)[0]
+    assert np.abs(EncoderSession(stem).encode(batch)[0] - mu_f).mean() < 0.1 * mu_f.std() + 0.02
+
+
 def test_fp16_and_dynamic_variants(tiny_bundle_and_frames) -> None:
     bundle, frames = tiny_bundle_and_frames
     batch = _batch(frames)

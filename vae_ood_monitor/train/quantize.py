@@ -4,7 +4,12 @@
   (shape inference, graph optimisation), then uint8 activations and int8 per-channel weights,
   with activation ranges calibrated on in-distribution frames preprocessed exactly as at run
   time. The latent heads stay in float: they are a sliver of the compute, and 8-bit mu/logvar
-  would quantise the KL score itself. On x86 with VNNI this runs about 3x faster than fp32.
+  would quantise the KL score itself. So does the stem (the convolution that reads the image):
+  with three input channels its int8 kernel is slow (ONNX Runtime's QLinearConv needs the
+  activations transposed to NHWC and has little to vectorise over 3 x 4 x 4 inputs; measured
+  94 us against 43 us for the float stem in the blocked NCHWc layout, student-w0.375 at
+  160x120), and the raw pixels are where 8-bit rounding would hurt fine detail such as rain
+  streaks. On x86 with VNNI the rest runs about 3x faster than fp32.
 * **fp16** for GPU providers (inputs and outputs stay float32, so the runtime is unchanged).
 * **Dynamic int8**, only as a measured comparison: ORT's dynamic quantisation of convolutions
   (ConvInteger) is slower than fp32 on CPU.
@@ -52,6 +57,13 @@ def _derived(bundle: Bundle, model_bytes: bytes, precision: Precision, name: str
                                    provenance=provenance), model_bytes)
 
 
+def _stem_nodes(model: onnx.ModelProto) -> list[str]:
+    """Convolutions that read a graph input directly (the stem): kept in float."""
+    inputs = {i.name for i in model.graph.input}
+    return [n.name for n in model.graph.node
+            if n.op_type == 'Conv' and n.name and n.input and n.input[0] in inputs]
+
+
 def _head_nodes(model: onnx.ModelProto) -> list[str]:
     """Nodes after the last convolution (the dense head): kept in float."""
     nodes = list(model.graph.node)
@@ -89,8 +101,12 @@ def _quiet() -> Iterator[None]:
 
 def quantize_static_bundle(bundle: Bundle, images: NDArray[np.uint8], *,
                            per_channel: bool = True, method: str = 'minmax',
-                           name: str | None = None) -> Bundle:
-    """Quantise to static int8 QDQ, calibrated on in-distribution ``images`` (N, h, w, 3)."""
+                           float_stem: bool = True, name: str | None = None) -> Bundle:
+    """Quantise to static int8 QDQ, calibrated on in-distribution ``images`` (N, h, w, 3).
+
+    ``float_stem``: keep the stem convolution in float (faster and more faithful on CPU, see
+    the module docstring); False quantises it too.
+    """
     from onnxruntime.quantization import (CalibrationMethod, quantize_static, QuantFormat,
                                           QuantType)
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -108,16 +124,18 @@ def quantize_static_bundle(bundle: Bundle, images: NDArray[np.uint8], *,
         source.write_bytes(bundle.model_bytes)
         quant_pre_process(str(source), str(prepared))
         model = onnx.load(str(prepared))
+        excluded = _head_nodes(model) + (_stem_nodes(model) if float_stem else [])
         quantize_static(
             str(prepared), str(output), _Reader(bundle, images), quant_format=QuantFormat.QDQ,
             per_channel=per_channel, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=methods[method],
-            nodes_to_exclude=_head_nodes(model))
+            nodes_to_exclude=excluded)
         model_bytes = output.read_bytes()
     return _derived(bundle, model_bytes, Precision.INT8, name or f'{bundle.name}-int8',
                     {'method': 'static QDQ', 'activations': 'uint8',
                      'weights': 'int8 per-channel' if per_channel else 'int8 per-tensor',
-                     'calibration': method, 'calibration_frames': int(len(images))})
+                     'calibration': method, 'calibration_frames': int(len(images)),
+                     'float_nodes': excluded})
 
 
 def quantize_dynamic_bundle(bundle: Bundle, name: str | None = None) -> Bundle:
