@@ -145,11 +145,11 @@ class Preprocessor:
             raise ImageEncodingError(
                 f'Expected an (h, w, 3) or (h, w, 4) uint8 colour image, got shape '
                 f'{image.shape!r} dtype {image.dtype}; convert it with to_rgb8() first.')
-        small = self.resize(image)
-        planes = _plane_order(ChannelOrder(order), self.spec.channel_order)
+        # cv2.split gives contiguous planes: dividing those beats dividing strided views
+        planes = cv2.split(self.resize(image))
         out = self.buffer[0]
-        for dst, src in enumerate(planes):
-            np.divide(small[:, :, src], self._divisor[dst], out=out[dst], casting='unsafe')
+        for dst, src in enumerate(_plane_order(ChannelOrder(order), self.spec.channel_order)):
+            np.divide(planes[src], self._divisor[dst], out=out[dst], casting='unsafe')
             if not self._identity:
                 out[dst] += self._offset[dst]
         return self.buffer
