@@ -14,6 +14,7 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.session import EncoderSession
 from vae_ood_monitor.core.typedefs import Precision
 from vae_ood_monitor.data.dataset import FrameArray
+from vae_ood_monitor.train import qat as qat_module
 from vae_ood_monitor.train.distill import (distill, DistillConfig, latent_gap, round_channels,
                                            student_spec)
 from vae_ood_monitor.train.export import bundle_from_encoder, count_macs
@@ -206,6 +207,25 @@ def test_qat_fuses_exactly_and_fine_tunes(tiny_run: Path) -> None:
     exported = qat.export_module()
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in exported.modules())
     assert bundle_from_encoder(exported, exported.spec, name='qat', provenance={})
+
+
+def test_qat_simulates_int8_everywhere_but_the_float_stem(tiny_run: Path, monkeypatch) -> None:
+    """Like quantize_static_bundle: the stem's weights and input are not rounded unless asked."""
+    _, teacher = load_run(tiny_run)
+    rounded: list[tuple[int, ...]] = []
+    real = qat_module._fake_weight
+    monkeypatch.setattr(qat_module, '_fake_weight',
+                        lambda w: rounded.append(tuple(w.shape)) or real(w))
+    x = torch.rand(2, 3, 30, 40)
+    for float_stem in (True, False):
+        rounded.clear()
+        qat = QatEncoder(fuse(teacher.encoder), float_stem=float_stem).train()
+        qat(x)
+        convs = qat.fused.convs()
+        stem_shape = tuple(convs[0].weight.shape)
+        assert len(rounded) == len(convs) - float_stem
+        assert (stem_shape in rounded) is not float_stem
+        assert bool(qat.ranges[0].seen) is not float_stem  # the image itself: rounded or not
 
 
 def _candidate(name: str, ms: float, auroc: dict[str, float]) -> Candidate:

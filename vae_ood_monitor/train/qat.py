@@ -3,9 +3,11 @@
 BatchNorm is folded into the convolutions, then the encoder is fine-tuned with simulated
 quantisation: weights rounded to int8 per output channel (symmetric), activations to uint8
 with ranges tracked by an exponential moving average, exactly the scheme ONNX Runtime's static
-QDQ quantisation applies afterwards. Gradients pass through the rounding (straight-through
-estimator). The loss is distillation against the unquantised teacher, so the encoder learns
-weights whose rounded version still reproduces the teacher's latent posterior. The result is
+QDQ quantisation applies afterwards (which keeps the stem convolution, the one reading the
+image, in float: so does the simulation unless ``float_stem`` is False). Gradients pass through
+the rounding (straight-through estimator). The loss is distillation against the unquantised
+teacher, so the encoder learns weights whose rounded version still reproduces the teacher's
+latent posterior. The result is
 an ordinary float encoder, exported and quantised like any other; whether QAT beats plain
 post-training quantisation is measured, not assumed (``vae-ood compress`` reports both).
 """
@@ -105,18 +107,20 @@ def _fake_weight(weight: torch.Tensor) -> torch.Tensor:
 class QatEncoder(nn.Module):
     """A fused encoder that simulates int8 weights and uint8 activations while training."""
 
-    def __init__(self, fused: FusedEncoder) -> None:
+    def __init__(self, fused: FusedEncoder, float_stem: bool = True) -> None:
         super().__init__()
         self.fused = fused
         self.spec = fused.spec
+        self.float_stem = float_stem
         self.ranges = nn.ModuleList(_Range() for _ in range(len(fused.convs()) + 1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (mu, logvar) as the quantised model would compute them."""
-        h = self.ranges[0](x)
+        h = x if self.float_stem else self.ranges[0](x)
         for number, conv in enumerate(self.fused.convs()):
-            h = torch.nn.functional.conv2d(h, _fake_weight(conv.weight), conv.bias,
-                                           conv.stride, conv.padding)
+            float_conv = number == 0 and self.float_stem
+            weight = conv.weight if float_conv else _fake_weight(conv.weight)
+            h = torch.nn.functional.conv2d(h, weight, conv.bias, conv.stride, conv.padding)
             h = self.ranges[number + 1](torch.relu(h))
         return _heads(self.fused, h)
 
