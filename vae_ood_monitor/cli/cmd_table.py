@@ -147,12 +147,12 @@ def _fit(image: Any, size: tuple[int, int]) -> Any:
 
 def _test_loss(bundle: Any, model: Any, frames: Any) -> float:
     """beta-VAE loss on ``frames`` with ``bundle``'s posterior and ``model``'s decoder."""
-    import numpy as np
     import torch
 
     from vae_ood_monitor.evaluate.scores import batch_session, encode_images
     from vae_ood_monitor.core.preprocess import Preprocessor
     from vae_ood_monitor.train.losses import vae_loss
+    from vae_ood_monitor.train.runtime import images_tensor
 
     spec = bundle.manifest.input
     images = frames.resized(spec.height, spec.width).images
@@ -164,8 +164,7 @@ def _test_loss(bundle: Any, model: Any, frames: Any) -> float:
         for start in range(0, len(images), 64):
             m = torch.from_numpy(mu[start:start + 64])
             lv = torch.from_numpy(logvar[start:start + 64])
-            x = torch.from_numpy(np.ascontiguousarray(targets[start:start + 64])).permute(
-                0, 3, 1, 2).float() / 255.0
+            x = images_tensor(targets[start:start + 64], torch.device('cpu'))
             recon = model.decoder(m)
             total += float(vae_loss(recon, x, m, lv, 1.4)[0]) * len(m)
     return total / len(images)
