@@ -12,6 +12,7 @@ import pytest
 from vae_ood_monitor.core.bundle import Bundle
 from vae_ood_monitor.core.manifest import CusumParams, Partition
 from vae_ood_monitor.core.typedefs import DecisionMode
+from vae_ood_monitor.data.shifts import SEVERITY_RANGES, ShiftKind
 from vae_ood_monitor.evaluate.scores import kl_of_images
 from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
                                                 format_sequence_table, LabelledSequence,
@@ -175,6 +176,29 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
             'onsets: all 1; first detecting frames: all 1.') in table
     assert ('Which partitions raised the cusum alerts (several can at once): false alarm '
             'onsets: none; first detecting frames: all 2.') in table
+    assert 'Missed by threshold (1): fog_m3_0 (fog m3).' in table
+    assert not any(line.startswith('Missed by cusum') for line in table)
+
+
+def test_missed_sequences_are_named_with_their_severity(bundle: Bundle) -> None:
+    sequences = _sequences()
+    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _kl(np.full(N, 1.5)), _truth(10, 30),
+                             severity=0.61)  # labelled OOD, scores like the ID median
+    summary, _ = evaluate_sequences(bundle, sequences + [quiet])
+    assert summary['missed_sequences'] == {
+        'threshold': [{'sequence': 'fog_m3_0', 'shift': 'fog', 'mode': 'm3', 'severity': None},
+                      {'sequence': 'fog_m3_1', 'shift': 'fog', 'mode': 'm3', 'severity': 0.61}],
+        'cusum': [{'sequence': 'fog_m3_1', 'shift': 'fog', 'mode': 'm3', 'severity': 0.61}]}
+    assert summary['modes']['cusum']['missed_segments'] == 1
+    table = format_sequence_table(summary).splitlines()
+    assert 'Missed by cusum (1): fog_m3_1 (fog m3, severity 0.61).' in table
+    many = [LabelledSequence(f'fog_m1_{n}', 'fog', 'm1', _kl(np.full(N, 1.5)), _truth(0, N))
+            for n in range(15)]
+    summary, _ = evaluate_sequences(bundle, many)
+    line = next(x for x in format_sequence_table(summary).splitlines()
+                if x.startswith('Missed by cusum'))
+    assert line.startswith('Missed by cusum (15): fog_m1_0 (fog m1), ')
+    assert line.endswith('fog_m1_11 (fog m1) and 3 more.')
 
 
 def test_alerts_are_attributed_to_the_partitions_that_fired(
@@ -214,6 +238,12 @@ def test_write_timelines(evaluated: tuple[dict[str, Any], dict[str, Any]], bundl
     for path in written:
         assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert len(write_timelines(evaluated[1], tmp_path / 'all', bundle, limit_per_kind=2)) == 4
+    # a second fog m3 drive is past the per-kind limit, but the CUSUM misses it: it is drawn
+    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _kl(np.full(N, 1.5)), _truth(10, 30))
+    _, traces = evaluate_sequences(bundle, _sequences() + [quiet])
+    names = [p.name for p in write_timelines(traces, tmp_path / 'missed', bundle)]
+    assert names[-1] == 'timeline_fog_m3_1.png' and len(names) == 4
+    assert len(write_timelines(traces, tmp_path / 'limit', bundle, missed=False)) == 3
 
 
 def test_build_sequences_on_tiny_frames() -> None:
@@ -226,6 +256,9 @@ def test_build_sequences_on_tiny_frames() -> None:
     np.testing.assert_allclose(sequences[0].kl, clean)
     assert not any(s.truth.any() for s in sequences[:4])
     m2, m3 = sequences[4], sequences[5]
+    assert all(s.severity is None for s in sequences[:4])
+    low, high = SEVERITY_RANGES[ShiftKind.RAIN]['test']
+    assert all(low <= s.severity <= high for s in (m2, m3))
     assert np.flatnonzero(m2.truth).tolist() == list(range(12, 24))
     assert np.flatnonzero(m3.truth).tolist() == list(range(6, 18))
     for seq in (m2, m3):  # clean frames keep their KL, shifted ones change

@@ -33,13 +33,18 @@ __all__ = ['LabelledSequence', 'ModeSummary', 'build_sequences', 'evaluate_seque
 
 @dataclass(frozen=True, eq=False)
 class LabelledSequence:
-    """One sequence: its name, shift and mode, per-dim KL (T, D) and truth (T,) (True = OOD)."""
+    """One sequence: its name, shift and mode, per-dim KL (T, D) and truth (T,) (True = OOD).
+
+    ``severity``: the shift's severity when it was synthesised (None for recorded or clean
+    sequences); reports name it next to missed sequences.
+    """
 
     name: str
     shift: str
     mode: str
     kl: NDArray[np.float64]
     truth: NDArray[np.bool_]
+    severity: float | None = None
 
 
 @dataclass
@@ -101,11 +106,11 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
     for shift in shifts:
         for mode in modes:
             for n, idx in enumerate(groups[:per_kind]):
-                images, truth = shift_sequence(frames.images[idx], shift,
-                                               sample_severity(shift, 'test', rng), mode,
+                severity = sample_severity(shift, 'test', rng)
+                images, truth = shift_sequence(frames.images[idx], shift, severity, mode,
                                                seed + 17 * n)
                 out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, kl(images),
-                                            truth))
+                                            truth, severity))
     return out
 
 
@@ -133,7 +138,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     onset in those sequences only): median and p95 detection delay in
     frames (from each OOD onset to the first alert inside the OOD span), missed OOD spans,
     false alarm onsets (alerts rising on in-distribution frames) per 1,000 ID frames; plus the
-    frame-level AUROC of the per-frame evidence and of the CUSUM statistic (relative to tau).
+    frame-level AUROC of the per-frame evidence and of the CUSUM statistic (relative to tau),
+    and per decision mode the sequences with a missed OOD span (``missed_sequences``: name,
+    shift, mode, severity).
     """
     if not sequences:
         raise CalibrationError('No sequences to evaluate.')
@@ -147,9 +154,11 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     per_shift: dict[str, dict[str, ModeSummary]] = {}
     per_kind: dict[str, dict[str, ModeSummary]] = {}  # by sequence mode: m1, m2, m3
     traces: dict[str, dict[str, Any]] = {}
+    missed: dict[str, list[dict[str, Any]]] = {m.value: [] for m in modes}
     truths, evidence, cusum = [], [], []
     for seq in sequences:
-        trace: dict[str, Any] = {'truth': seq.truth, 'shift': seq.shift, 'mode': seq.mode}
+        trace: dict[str, Any] = {'truth': seq.truth, 'shift': seq.shift, 'mode': seq.mode,
+                                 'severity': seq.severity}
         for mode in modes:
             result = Decider(partitions, mode, clear_frames, cusum_cap).run(seq.kl)
             alert = result['alert']
@@ -162,6 +171,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
             fired = {name: result[f'{name}.triggered'] for name in names}
             for summary in groups:
                 _account(summary, alert, seq.truth, fired)
+            if any(not alert[start:stop].any() for start, stop in segments(seq.truth)):
+                missed[mode.value].append({'sequence': seq.name, 'shift': seq.shift,
+                                           'mode': seq.mode, 'severity': seq.severity})
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
                 # KL score and per-frame evidence: the absolute partitions (the per-frame rule)
                 trace['score'] = _score(result, frame_names, 'score')
@@ -186,6 +198,7 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                    for shift, modes_ in per_shift.items()},
         'sequence_modes': {kind: {m: s.as_dict() for m, s in modes_.items()}
                            for kind, modes_ in per_kind.items()},
+        'missed_sequences': missed,
     }
     if 0 < truth.sum() < truth.size:
         summary['auroc_evidence'] = float(roc_auc_score(truth, np.concatenate(evidence)))
@@ -243,6 +256,10 @@ def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.b
         counts['detections'] += int(np.count_nonzero(triggered[first_hits]))
 
 
+#: Missed sequences named per decision mode under the sequence table.
+MISSED_SHOWN = 12
+
+
 def format_sequence_table(summary: dict[str, Any]) -> str:
     """Format a Markdown table per shift and decision mode: delays, misses, false alarms."""
     lines = ['| shift | decision | median delay | p95 delay | missed | false alarms / 1000 ID '
@@ -271,6 +288,11 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
                       + _by_partition(m['partitions'], 'false_alarms', 'false alarm onsets')
                       + '; ' + _by_partition(m['partitions'], 'detections',
                                              'first detecting frames') + '.']
+    for mode, seqs in summary.get('missed_sequences', {}).items():
+        if seqs:
+            shown = ', '.join(_describe(s) for s in seqs[:MISSED_SHOWN])
+            more = f' and {len(seqs) - MISSED_SHOWN} more' if len(seqs) > MISSED_SHOWN else ''
+            lines += ['', f'Missed by {mode} ({len(seqs)}): {shown}{more}.']
     extra = []
     for key, label in (('auroc_evidence', 'per-frame evidence'), ('auroc_cusum', 'CUSUM')):
         if key in summary:
@@ -280,21 +302,35 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def _describe(missed: dict[str, Any]) -> str:
+    severity = missed.get('severity')
+    where = f'{missed["shift"]} {missed["mode"]}' + (
+        '' if severity is None else f', severity {severity:.2f}')
+    return f'{missed["sequence"]} ({where})'
+
+
 def _by_partition(counts: dict[str, dict[str, int]], key: str, label: str) -> str:
     named = [f'{name} {c[key]}' for name, c in counts.items() if c[key]]
     return f'{label}: ' + (', '.join(named) if named else 'none')
 
 
 def write_timelines(traces: dict[str, dict[str, Any]], out: Path, bundle: Bundle,
-                    limit_per_kind: int = 1) -> list[Path]:
-    """One timeline PNG per (shift, mode) kind, for the first ``limit_per_kind`` sequences."""
+                    limit_per_kind: int = 1, missed: bool = True) -> list[Path]:
+    """Write timeline PNGs: the first ``limit_per_kind`` sequences of each (shift, mode) kind.
+
+    With ``missed``, also every sequence whose OOD span the decision (the CUSUM where there is
+    one) missed: those are the ones to look at.
+    """
     from vae_ood_monitor.evaluate.plots import plot_timeline
 
     written, seen = [], {}  # type: ignore[var-annotated]
     for name, trace in traces.items():
         kind = (trace['shift'], trace['mode'])
         seen[kind] = seen.get(kind, 0) + 1
-        if seen[kind] > limit_per_kind:
+        alert = trace.get('alert.cusum', trace.get('alert.threshold'))
+        was_missed = alert is not None and any(
+            not alert[start:stop].any() for start, stop in segments(trace['truth']))
+        if seen[kind] > limit_per_kind and not (missed and was_missed):
             continue
         series = {'KL score': trace['score'], 'p-value (min)': trace['p_value'],
                   'log M (max)': trace['log_m']}
@@ -302,9 +338,11 @@ def write_timelines(traces: dict[str, dict[str, Any]], out: Path, bundle: Bundle
         if 'cusum' in trace:
             series['CUSUM / tau'] = trace['cusum']
             thresholds['CUSUM / tau'] = 1.0
-        alert = trace.get('alert.cusum', trace.get('alert.threshold'))
+        severity = trace.get('severity')
+        title = (f'{name}: {trace["shift"]} {trace["mode"]}'
+                 + ('' if severity is None else f', severity {severity:.2f}')
+                 + (', MISSED' if was_missed else '') + f' ({bundle.name})')
         written.append(plot_timeline(
             series, out / f'timeline_{name}.png', truth=trace['truth'], alarms=alert,
-            thresholds=thresholds, log_panels=('p-value (min)',),
-            title=f'{name}: {trace["shift"]} {trace["mode"]} ({bundle.name})'))
+            thresholds=thresholds, log_panels=('p-value (min)',), title=title))
     return written
