@@ -103,8 +103,12 @@ class GateNode(Node):
 
     def _report(self, state: GateState, always: bool = False) -> None:
         if state is not self._last_state:
-            log = self.get_logger().warning if state.locked else self.get_logger().info
-            log(f'gate state {state.value}')
+            # one severity per call site: rclpy's logger raises ValueError when a call site
+            # changes severity, so the two levels need two calls
+            if state.locked:
+                self.get_logger().warning(f'gate state {state.value}')
+            else:
+                self.get_logger().info(f'gate state {state.value}')
         if always or state is not self._last_state:
             text = String()
             text.data = state.value
