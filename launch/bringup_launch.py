@@ -13,7 +13,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 
@@ -22,16 +22,18 @@ def generate_launch_description():
     share = get_package_share_directory('vae_ood_monitor')
     arguments = [
         DeclareLaunchArgument('model_path', description='Path of the .vood model bundle.'),
-        DeclareLaunchArgument('image_topics', default_value='[camera/image_raw]',
-                              description='YAML list of camera topics to monitor.'),
+        DeclareLaunchArgument('image_topics', default_value='',
+                              description='YAML list of camera topics to monitor (default: '
+                              "the monitor params file's)."),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of both nodes and their topics.'),
         DeclareLaunchArgument('cmd_vel_in', default_value='cmd_vel_nav',
                               description='Velocity commands from the controller.'),
         DeclareLaunchArgument('cmd_vel_out', default_value='cmd_vel',
                               description='Gated velocity commands to the base.'),
-        DeclareLaunchArgument('stamped', default_value='false', choices=['true', 'false'],
-                              description='TwistStamped (true) or Twist (false) commands.'),
+        DeclareLaunchArgument('stamped', default_value='', choices=['', 'true', 'false'],
+                              description='TwistStamped (true) or Twist (false) commands '
+                              "(default: the gate params file's)."),
         DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
                               description='Use /clock (bag replay) instead of the wall clock.'),
         DeclareLaunchArgument('rviz', default_value='false', choices=['true', 'false'],
@@ -51,7 +53,9 @@ def generate_launch_description():
             'namespace': LaunchConfiguration('namespace'),
             'params_file': LaunchConfiguration('monitor_params_file'),
             'use_sim_time': LaunchConfiguration('use_sim_time'),
-            'publish_debug_image': LaunchConfiguration('rviz'),
+            # rviz shows the debug image; without rviz the params file decides
+            'publish_debug_image': PythonExpression(
+                ["'true' if '", LaunchConfiguration('rviz'), "' == 'true' else ''"]),
         }.items())
     gate = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'gate_launch.py')),

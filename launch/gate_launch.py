@@ -9,7 +9,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -29,19 +29,25 @@ def generate_launch_description():
                               description='Gated velocity commands to the base (output).'),
         DeclareLaunchArgument('alert_topic', default_value='ood/alert',
                               description="The monitor's aggregate alert topic."),
-        DeclareLaunchArgument('stamped', default_value='false', choices=['true', 'false'],
-                              description='TwistStamped (true) or Twist (false) commands.'),
+        DeclareLaunchArgument('stamped', default_value='', choices=['', 'true', 'false'],
+                              description='TwistStamped (true) or Twist (false) commands '
+                              "(default: the params file's)."),
         DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
                               description='Use /clock (bag replay) instead of the wall clock.'),
     ]
-    node = Node(
+    return LaunchDescription(arguments + [OpaqueFunction(function=_gate_node)])
+
+
+def _gate_node(context):
+    """Build the node; a ``stamped`` left empty keeps the params file's value."""
+    overrides = {'use_sim_time': LaunchConfiguration('use_sim_time')}
+    if LaunchConfiguration('stamped').perform(context):
+        overrides['stamped'] = LaunchConfiguration('stamped')
+    return [Node(
         package='vae_ood_monitor', executable='gate_node', name='ood_gate',
         namespace=LaunchConfiguration('namespace'), output='screen', emulate_tty=True,
-        parameters=[LaunchConfiguration('params_file'),
-                    {'stamped': LaunchConfiguration('stamped'),
-                     'use_sim_time': LaunchConfiguration('use_sim_time')}],
+        parameters=[LaunchConfiguration('params_file'), overrides],
         remappings=[('cmd_vel_in', LaunchConfiguration('cmd_vel_in')),
                     ('cmd_vel_out', LaunchConfiguration('cmd_vel_out')),
                     ('ood/alert', LaunchConfiguration('alert_topic'))],
-    )
-    return LaunchDescription(arguments + [node])
+    )]

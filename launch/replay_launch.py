@@ -25,8 +25,9 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('bag', description='Bag folder or file to play.'),
         DeclareLaunchArgument('model_path', description='Path of the .vood model bundle.'),
-        DeclareLaunchArgument('image_topics', default_value='[camera/image_raw]',
-                              description='YAML list of camera topics recorded in the bag.'),
+        DeclareLaunchArgument('image_topics', default_value='',
+                              description='YAML list of camera topics recorded in the bag '
+                              "(default: the monitor params file's)."),
         DeclareLaunchArgument('rate', default_value='1.0',
                               description='Playback rate multiplier of ros2 bag play.'),
         DeclareLaunchArgument('rviz', default_value='true', choices=['true', 'false'],

@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _yaml(name: str, node: str) -> dict[str, object]:
     data = yaml.safe_load((ROOT / 'config' / name).read_text())
-    return data[node]['ros__parameters']
+    # '/**/NODE' matches the node in any namespace: rclpy matches file keys against the fully
+    # qualified name, so a bare 'NODE' key is silently ignored once a namespace is set
+    assert list(data) == [f'/**/{node}']
+    return data[f'/**/{node}']['ros__parameters']
 
 
 @pytest.mark.parametrize('name, node, specs', [('monitor.yaml', 'ood_monitor', MONITOR_PARAMS),
