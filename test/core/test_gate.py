@@ -150,3 +150,35 @@ def test_config_validation(kwargs: dict[str, object], match: str) -> None:
 def test_lock_follows_state() -> None:
     assert GateState.STOP.locked and GateState.STALE.locked
     assert not GateState.PASS.locked and not GateState.SLOW.locked
+
+
+def test_clock_jumping_back_makes_the_gate_stale_until_the_monitor_proves_itself() -> None:
+    clock = Clock()
+    gate = GatePolicy(CONFIG, clock.now)
+    assert feed(gate, clock, False, 1.5) is GateState.PASS
+    clock.now -= 5 * S  # sim time reset / bag loop
+    assert gate.state(clock.now) is GateState.STALE
+    assert gate.on_command(FORWARD, clock.now).command == ZERO
+    # fresh clear messages on the new time line: STOP for clear_hold_s, then PASS (not a hold
+    # that lasts until the clock is back where it was)
+    assert gate.on_alert(False, clock.advance(0.1)) is GateState.STOP
+    assert feed(gate, clock, False, 0.8) is GateState.STOP
+    assert feed(gate, clock, False, 0.3) is GateState.PASS
+    # and a monitor that dies right after the jump is noticed within monitor_timeout_s
+    feed(gate, clock, False, 0.5)
+    clock.now -= 3 * S
+    gate.on_alert(False, clock.now)
+    assert gate.state(clock.advance(0.6)) is GateState.STALE
+
+
+def test_reconfigure_applies_new_settings_and_keeps_the_state() -> None:
+    clock = Clock()
+    gate = GatePolicy(CONFIG, clock.now)
+    feed(gate, clock, False, 1.5)
+    assert feed(gate, clock, True, 0.2) is GateState.STOP
+    gate.reconfigure(GateConfig(action='slowdown', slowdown_ratio=0.5, monitor_timeout_s=0.5,
+                                clear_hold_s=0.2, stop_publish_s=0.3))
+    out = gate.on_command(FORWARD, clock.advance(0.05))
+    assert out.state is GateState.SLOW and out.command == FORWARD.scaled(0.5)
+    assert feed(gate, clock, False, 0.1) is GateState.SLOW  # holding: the new alert action
+    assert feed(gate, clock, False, 0.2) is GateState.PASS  # the new, shorter clear hold

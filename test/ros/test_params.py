@@ -11,7 +11,8 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.gate import GateAction
 from vae_ood_monitor.core.typedefs import DecisionMode
 from vae_ood_monitor.ros.params import (check_value, defaults, gate_node_config, GATE_PARAMS,
-                                        monitor_node_config, MONITOR_PARAMS, ParamSpec)
+                                        monitor_node_config, MONITOR_PARAMS, ParamSpec,
+                                        with_live_values)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +76,10 @@ def test_monitor_config_from_parameters() -> None:
     ({'model_path': 'm', 'publish_debug_image': 'yes'}, 'true or false'),
     ({'model_path': 'm', 'heartbeat_period_s': float('nan')}, 'outside'),
     ({'model_path': 'm', 'colour': 'red'}, r"Unknown parameter\(s\) \['colour'\]"),
+    ({'model_path': 'm', 'image_topics': ['front/image_raw', '/front/image_raw/compressed']},
+     "'front/image_raw' and '/front/image_raw/compressed' both give the camera name "
+     "'front_image_raw'"),
+    ({'model_path': 'm', 'image_topics': ['a/image_raw', '/']}, 'gives no usable camera name'),
 ])
 def test_monitor_config_errors(values: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
@@ -89,3 +94,20 @@ def test_gate_config_from_parameters_and_errors() -> None:
         gate_node_config({'period_s': 0.5, 'monitor_timeout_s': 0.1})
     with pytest.raises(ConfigError, match="'stop', 'slowdown'|stop, slowdown"):
         gate_node_config({'action': 'swerve'})
+
+
+def test_run_time_parameters_change_a_running_config_and_the_others_wait() -> None:
+    config = monitor_node_config({'model_path': '/m.vood'})
+    changed = with_live_values(config, MONITOR_PARAMS, {
+        'publish_debug_image': True, 'stale_after_s': 3, 'alert_on_stale': False,
+        'image_topics': ['other/image_raw'], 'threads': 4})
+    assert changed.publish_debug_image and not changed.alert_on_stale
+    assert changed.stale_after_s == 3.0 and isinstance(changed.stale_after_s, float)
+    # on-configure parameters are not applied to the running node
+    assert changed.image_topics == config.image_topics
+    assert changed.monitor.session.threads == config.monitor.session.threads
+    assert with_live_values(config, MONITOR_PARAMS, {'threads': 4}) is config
+    # every run-time parameter is a field of the node's config, so it can be applied
+    for spec in MONITOR_PARAMS:
+        if not spec.read_only:
+            assert hasattr(config, spec.name), spec.name

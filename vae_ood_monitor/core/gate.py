@@ -107,12 +107,8 @@ class GatePolicy:
     """The gate state machine. Call :meth:`on_alert`, :meth:`on_command` and :meth:`tick`."""
 
     def __init__(self, config: GateConfig, now_ns: int) -> None:
-        self.config = config
-        self._timeout = _ns(config.monitor_timeout_s)
-        self._hold = _ns(config.clear_hold_s)
-        self._publish = _ns(config.stop_publish_s)
-        self._alert_state = (GateState.SLOW if config.action is GateAction.SLOWDOWN
-                             else GateState.STOP)
+        self.reconfigure(config)
+        self._latest_ns = now_ns
         self._last_msg_ns: int | None = None
         self._clear_since_ns: int | None = None
         self._alert = False
@@ -123,11 +119,39 @@ class GatePolicy:
         self._state = GateState.STALE
         self._entered_ns = now_ns
 
+    def reconfigure(self, config: GateConfig) -> None:
+        """Apply new settings (``ros2 param set``); the state carries over."""
+        old = getattr(self, '_alert_state', None)
+        self.config = config
+        self._timeout = _ns(config.monitor_timeout_s)
+        self._hold = _ns(config.clear_hold_s)
+        self._publish = _ns(config.stop_publish_s)
+        self._alert_state = (GateState.SLOW if config.action is GateAction.SLOWDOWN
+                             else GateState.STOP)
+        if old is not None and self._holding is old:
+            self._holding = self._alert_state
+
+    def _check_clock(self, now_ns: int) -> None:
+        """Forget the monitor's history when the clock jumps back (sim time reset, bag loop).
+
+        Elapsed times would turn negative: a dead monitor would look fresh and a clear hold
+        would last until the clock caught up. The gate goes STALE (fail-safe) and the monitor
+        has to prove itself again.
+        """
+        if now_ns < self._latest_ns:
+            self._last_msg_ns = None
+            self._clear_since_ns = None
+            self._alert = False
+            self._holding = GateState.STOP
+            self._entered_ns = now_ns
+        self._latest_ns = now_ns
+
     def _stale(self, now_ns: int) -> bool:
         return self._last_msg_ns is None or now_ns - self._last_msg_ns > self._timeout
 
     def on_alert(self, alert: bool, now_ns: int) -> GateState:
         """Record an ``ood/alert`` message received at ``now_ns``; return the new state."""
+        self._check_clock(now_ns)
         if alert:
             self._clear_since_ns = None
             self._holding = self._alert_state
@@ -142,6 +166,7 @@ class GatePolicy:
 
     def state(self, now_ns: int) -> GateState:
         """Return the state at ``now_ns`` (and remember when it was entered)."""
+        self._check_clock(now_ns)
         if self._stale(now_ns):
             new = GateState.STALE
         elif self._alert:

@@ -31,8 +31,8 @@ class GateNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('ood_gate', **kwargs)
-        declare_params(self, GATE_PARAMS)
-        self.add_on_set_parameters_callback(validate_on_set(GATE_PARAMS))
+        declare_params(self, GATE_PARAMS, lifecycle=False)
+        self.add_on_set_parameters_callback(validate_on_set(GATE_PARAMS, self._apply))
         try:
             config = gate_node_config(read_params(self, GATE_PARAMS))
         except VaeOodError as err:
@@ -54,6 +54,13 @@ class GateNode(Node):
             f'gate: action {config.gate.action.value}, monitor timeout '
             f'{config.gate.monitor_timeout_s} s, clear hold {config.gate.clear_hold_s} s, '
             f'{"TwistStamped" if config.stamped else "Twist"}; STALE until ood/alert arrives')
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        """Put changed parameters into effect (the gate's state carries over)."""
+        config = gate_node_config({**read_params(self, GATE_PARAMS), **values})
+        self._config = config
+        self._policy.reconfigure(config.gate)
+        self.get_logger().info(f'gate parameters changed: {values}')
 
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds

@@ -38,7 +38,8 @@ from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float3
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
                                              stamp_to_ns, validate_on_set)
-from vae_ood_monitor.ros.params import monitor_node_config, MONITOR_PARAMS, MonitorNodeConfig
+from vae_ood_monitor.ros.params import (monitor_node_config, MONITOR_PARAMS, MonitorNodeConfig,
+                                        with_live_values)
 
 __all__ = ['MonitorNode', 'main']
 
@@ -53,6 +54,8 @@ class _Camera:
     topic: str
     pending: Any = None
     pending_drops: int = 0
+    #: arrival number of the frame that filled the empty slot (the worker serves the oldest)
+    pending_since: int = 0
     input_rate: RateMeter = field(default_factory=RateMeter)
     alert: bool = False
     score: float = 0.0
@@ -66,13 +69,14 @@ class MonitorNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declare_params(self, MONITOR_PARAMS)
-        self.add_on_set_parameters_callback(validate_on_set(MONITOR_PARAMS))
+        declare_params(self, MONITOR_PARAMS, lifecycle=True)
+        self.add_on_set_parameters_callback(validate_on_set(MONITOR_PARAMS, self._apply))
         self._kit = rclpy_kit()
         self._config: MonitorNodeConfig | None = None
         self._monitor: Monitor | None = None
         self._cameras: dict[str, _Camera] = {}
         self._slot_lock = threading.Lock()
+        self._arrivals = 0
         self._monitor_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -85,6 +89,11 @@ class MonitorNode(Node):
         self._monitor_provider = ''
         if self.get_parameter('autostart').value:
             self._autostart()
+
+    def _apply(self, values: dict[str, Any]) -> None:
+        """Put run-time parameters into effect now; the others wait for the next configure."""
+        if self._config is not None:
+            self._config = with_live_values(self._config, MONITOR_PARAMS, values)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _autostart(self) -> None:
@@ -214,18 +223,27 @@ class MonitorNode(Node):
         with self._slot_lock:
             if camera.pending is not None:
                 camera.pending_drops += 1
+            else:  # keeps its place in line while newer frames replace the waiting one
+                self._arrivals += 1
+                camera.pending_since = self._arrivals
             camera.pending = msg
             camera.input_rate.tick(self.get_clock().now().nanoseconds)
         self._wake.set()
 
     def _take(self) -> tuple[_Camera, Any, int] | None:
+        """Take the newest frame of the camera that has waited longest.
+
+        Serving cameras in a fixed order would starve the others whenever inference takes
+        longer than the first camera's frame period.
+        """
         with self._slot_lock:
-            for camera in self._cameras.values():
-                if camera.pending is not None:
-                    msg, drops = camera.pending, camera.pending_drops
-                    camera.pending, camera.pending_drops = None, 0
-                    return camera, msg, drops
-        return None
+            waiting = [c for c in self._cameras.values() if c.pending is not None]
+            if not waiting:
+                return None
+            camera = min(waiting, key=lambda c: c.pending_since)
+            msg, drops = camera.pending, camera.pending_drops
+            camera.pending, camera.pending_drops = None, 0
+            return camera, msg, drops
 
     def _work(self) -> None:
         while not self._stop.is_set():

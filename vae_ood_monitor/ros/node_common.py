@@ -9,6 +9,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
+from vae_ood_monitor.core.errors import VaeOodError
 from vae_ood_monitor.ros.params import check_value
 
 if TYPE_CHECKING:
@@ -19,13 +20,17 @@ if TYPE_CHECKING:
 __all__ = ['declare_params', 'read_params', 'run_node', 'stamp_to_ns', 'validate_on_set']
 
 
-def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+def _descriptor(spec: ParamSpec, lifecycle: bool) -> ParameterDescriptor:
     text = spec.description
     if spec.read_only:
-        text += ' (applied when the node is configured)'
+        text += (' (applied when the node is configured)' if lifecycle
+                 else ' (fixed at start-up)')
     if spec.choices:
         text += f' Choices: {", ".join(spec.choices)}.'
-    descriptor = ParameterDescriptor(description=text)
+    # a plain node has no configure step: its start-up parameters are read-only for rclpy,
+    # which refuses `ros2 param set` on them instead of accepting a change never applied
+    descriptor = ParameterDescriptor(description=text,
+                                     read_only=spec.read_only and not lifecycle)
     if spec.kind == 'float' and spec.low is not None and spec.high is not None:
         descriptor.floating_point_range = [FloatingPointRange(
             from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
@@ -37,14 +42,16 @@ def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
     return descriptor
 
 
-def declare_params(node: Node, specs: tuple[ParamSpec, ...]) -> None:
+def declare_params(node: Node, specs: tuple[ParamSpec, ...], *, lifecycle: bool) -> None:
     """Declare every parameter with its descriptor (ranges, description).
 
     The type comes from the default, which is never an empty list (rclpy would make that a
     byte array), and float defaults are floats, so YAML overrides must be written as 1.0.
+    ``lifecycle``: read-only specs take effect on the next configure; otherwise they are
+    read-only parameters (set once, from overrides, at start-up).
     """
     for spec in specs:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        node.declare_parameter(spec.name, spec.default, _descriptor(spec, lifecycle))
 
 
 def read_params(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
@@ -56,12 +63,19 @@ def read_params(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
     return values
 
 
-def validate_on_set(specs: tuple[ParamSpec, ...]
+def validate_on_set(specs: tuple[ParamSpec, ...],
+                    apply: Callable[[dict[str, Any]], None] | None = None
                     ) -> Callable[[list[Any]], SetParametersResult]:
-    """Build an on-set-parameters callback that rejects values the specs do not allow."""
+    """Build an on-set-parameters callback that rejects values the specs do not allow.
+
+    ``apply`` receives the new values once all of them are valid and puts the run-time ones
+    into effect; a :class:`VaeOodError` it raises (e.g. settings that contradict each other)
+    rejects the change with its message.
+    """
     known = {s.name: s for s in specs}
 
     def callback(params: list[Any]) -> SetParametersResult:
+        values = {}
         for param in params:
             spec = known.get(param.name)
             if spec is None:
@@ -70,6 +84,12 @@ def validate_on_set(specs: tuple[ParamSpec, ...]
             reason = check_value(spec, value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+            values[spec.name] = value
+        if apply is not None and values:
+            try:
+                apply(values)
+            except VaeOodError as err:
+                return SetParametersResult(successful=False, reason=str(err))
         return SetParametersResult(successful=True)
 
     return callback

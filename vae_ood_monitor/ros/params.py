@@ -8,7 +8,7 @@ without ROS. The YAML files in config/ list the same keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 from typing import Any, Mapping
 
@@ -16,10 +16,12 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.gate import GateConfig
 from vae_ood_monitor.core.monitor import MonitorConfig
 from vae_ood_monitor.core.session import SessionConfig
+from vae_ood_monitor.core.topics import camera_name
 from vae_ood_monitor.core.typedefs import DecisionMode
 
 __all__ = ['GATE_PARAMS', 'MONITOR_PARAMS', 'GateNodeConfig', 'MonitorNodeConfig', 'ParamSpec',
-           'check_value', 'defaults', 'gate_node_config', 'monitor_node_config']
+           'check_value', 'defaults', 'gate_node_config', 'monitor_node_config',
+           'with_live_values']
 
 _KINDS = ('str', 'str_list', 'int', 'float', 'bool')
 
@@ -173,6 +175,14 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
     if not topics or len(set(topics)) != len(topics):
         raise ConfigError(f'image_topics {v["image_topics"]!r} must list at least one camera '
                           'topic, each once.')
+    cameras: dict[str, str] = {}
+    for topic in topics:  # raises on a topic that gives no camera name
+        name = camera_name(topic)
+        if name in cameras:  # its outputs would collide and one camera would go unwatched
+            raise ConfigError(f'image_topics {cameras[name]!r} and {topic!r} both give the '
+                              f'camera name {name!r} (its ood/{name}/... outputs); list each '
+                              'camera once, raw or compressed.')
+        cameras[name] = topic
     session = SessionConfig(providers=tuple(v['providers']), threads=v['threads'],
                             fallback=v['provider_fallback'])
     decision = None if v['decision'] == 'auto' else DecisionMode(v['decision'])
@@ -186,6 +196,19 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
         diagnostics_period_s=float(v['diagnostics_period_s']),
         stale_after_s=float(v['stale_after_s']), alert_on_stale=v['alert_on_stale'],
         latency_budget_ms=float(v['latency_budget_ms']), autostart=v['autostart'])
+
+
+def with_live_values(config: MonitorNodeConfig, specs: tuple[ParamSpec, ...],
+                     values: Mapping[str, Any]) -> MonitorNodeConfig:
+    """Return ``config`` with the run-time parameters among ``values`` changed.
+
+    The others (``read_only`` specs) are left alone: they take effect when the node is next
+    configured. Values must already be valid (:func:`check_value`).
+    """
+    live = {s.name: s for s in specs if not s.read_only}
+    changes = {name: float(value) if live[name].kind == 'float' else value
+               for name, value in values.items() if name in live}
+    return replace(config, **changes) if changes else config
 
 
 @dataclass(frozen=True)
