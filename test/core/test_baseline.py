@@ -59,6 +59,13 @@ def test_frozen_reference_keeps_a_lasting_shift_visible_until_hold_runs_out() ->
         baseline.push(5.0, frozen=True)
     baseline.push(5.0, frozen=True)  # hold used up: this one enters the reference
     assert baseline.ratio(5.0) == pytest.approx(5.0 / np.median([10, 10, 10, 5]))
+    for _ in range(3):  # and so do the next ones: the reference follows to the new normal
+        baseline.push(5.0, frozen=True)
+    assert baseline.ratio(5.0) == 1.0
+    baseline.push(10.0)  # a frame that does not trigger starts a fresh hold
+    for _ in range(3):
+        baseline.push(20.0, frozen=True)
+    assert baseline.ratio(5.0) == pytest.approx(5.0 / np.median([5, 5, 5, 10]))
     baseline.reset()
     assert not baseline.ready and baseline.ratio(123.0) == 1.0
 

@@ -105,10 +105,13 @@ class Baseline:
         """Add a frame's raw score to the history (skipped while frozen, up to ``hold``)."""
         if not math.isfinite(raw):
             return
-        if frozen and self._frozen < self.params.hold:
+        if not frozen:
+            self._frozen = 0
+        elif self._frozen < self.params.hold:
             self._frozen += 1
             return
-        self._frozen = 0
+        # once the hold is used up, frames keep entering while the partition still triggers:
+        # the reference follows the stream to its new normal until a frame is not frozen
         self._history.append(float(raw))
 
     def reset(self) -> None:
