@@ -294,3 +294,22 @@ def test_change_partition_in_the_sequence_evaluation() -> None:
     np.testing.assert_allclose(trace['score'], sums)
     alone, _ = evaluate_sequences(bundle.with_manifest(partitions=(absolute,)), [drive])
     assert alone['modes']['cusum']['missed_segments'] == 1
+
+
+def test_an_alarm_carried_over_from_in_distribution_frames_is_no_detection(
+        bundle: Bundle) -> None:
+    from vae_ood_monitor.evaluate.metrics import first_detection
+
+    alert = np.array([0, 0, 1, 1, 1, 1, 0, 0, 1, 1], bool)
+    assert first_detection(alert, 3, 10) == 5  # on at the onset: only the new alarm counts
+    assert first_detection(alert, 2, 10) == 0  # rises on the onset frame: delay 0
+    assert first_detection(alert, 3, 6) is None  # still the old alarm: missed
+    assert first_detection(alert[2:], 0, 3) == 0  # a stream starting inside the span
+    # one ID spike just before the onset; the shifted frames look like ID frames. The latched
+    # per-frame alert is still on at the onset: a false alarm, and the span is missed
+    sums = np.full(N, 1.5)
+    sums[17] = 10.0
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
+    summary, _ = evaluate_sequences(bundle, [drive], modes=(DecisionMode.THRESHOLD,))
+    threshold = summary['modes']['threshold']
+    assert threshold['false_alarms'] == 1 and threshold['missed_segments'] == 1

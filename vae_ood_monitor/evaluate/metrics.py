@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ['DetectionMetrics', 'conformal_threshold', 'conformal_threshold_low',
-           'detection_metrics', 'fpr_at_tpr']
+           'detection_metrics', 'first_detection', 'fpr_at_tpr']
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,16 @@ def _stack(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.
     ood_scores = np.asarray(ood_scores, np.float64).ravel()
     labels = np.concatenate([np.zeros(id_scores.size), np.ones(ood_scores.size)])
     return labels, np.concatenate([id_scores, ood_scores])
+
+
+def first_detection(alert: ArrayLike, start: int, stop: int) -> int | None:
+    """Frames from ``start`` to the first alarm that begins in ``alert[start:stop]``; None: missed.
+
+    An alarm already on at ``start`` was raised on the frames before (in-distribution frames
+    for an OOD span): it is a false alarm, not a detection, until it clears and fires again.
+    """
+    alert = np.asarray(alert, bool)
+    span = alert[start:stop]
+    before = bool(alert[start - 1]) if start > 0 else False
+    hits = np.flatnonzero(span & ~np.r_[before, span[:-1]])
+    return int(hits[0]) if hits.size else None

@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 from vae_ood_monitor.core.detector import Decider
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.typedefs import DecisionMode
+from vae_ood_monitor.evaluate.metrics import first_detection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -171,7 +172,8 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
             fired = {name: result[f'{name}.triggered'] for name in names}
             for summary in groups:
                 _account(summary, alert, seq.truth, fired)
-            if any(not alert[start:stop].any() for start, stop in segments(seq.truth)):
+            if any(first_detection(alert, start, stop) is None
+                   for start, stop in segments(seq.truth)):
                 missed[mode.value].append({'sequence': seq.name, 'shift': seq.shift,
                                            'mode': seq.mode, 'severity': seq.severity})
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
@@ -244,10 +246,10 @@ def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.b
     first_hits = []
     for start, stop in segments(truth):
         summary.segments += 1
-        hits = np.flatnonzero(alert[start:stop])
-        if hits.size:
-            summary.delays.append(int(hits[0]))
-            first_hits.append(start + int(hits[0]))
+        delay = first_detection(alert, start, stop)
+        if delay is not None:
+            summary.delays.append(delay)
+            first_hits.append(start + delay)
         else:
             summary.missed += 1
     for name, triggered in (fired or {}).items():
@@ -329,7 +331,8 @@ def write_timelines(traces: dict[str, dict[str, Any]], out: Path, bundle: Bundle
         seen[kind] = seen.get(kind, 0) + 1
         alert = trace.get('alert.cusum', trace.get('alert.threshold'))
         was_missed = alert is not None and any(
-            not alert[start:stop].any() for start, stop in segments(trace['truth']))
+            first_detection(alert, start, stop) is None
+            for start, stop in segments(trace['truth']))
         if seen[kind] > limit_per_kind and not (missed and was_missed):
             continue
         series = {'KL score': trace['score'], 'p-value (min)': trace['p_value'],

@@ -22,6 +22,7 @@ from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.martingale import log_power_martingale, PowerMartingale
 from vae_ood_monitor.core.scoring import conformal_p_values
+from vae_ood_monitor.evaluate.metrics import first_detection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -231,9 +232,9 @@ def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta:
     delays, missed = [], 0
     for log_m, onset in zip(log_ms, onsets):
         statistic = run_cusum(log_m, delta, tau, cap * tau)
-        after = np.flatnonzero(statistic[onset:] > tau)
-        if after.size:
-            delays.append(int(after[0]))
+        delay = first_detection(statistic > tau, onset, len(statistic))
+        if delay is not None:
+            delays.append(delay)
         else:
             missed += 1
     return delays, missed
