@@ -313,3 +313,16 @@ def test_an_alarm_carried_over_from_in_distribution_frames_is_no_detection(
     summary, _ = evaluate_sequences(bundle, [drive], modes=(DecisionMode.THRESHOLD,))
     threshold = summary['modes']['threshold']
     assert threshold['false_alarms'] == 1 and threshold['missed_segments'] == 1
+
+
+def test_non_finite_scores_rank_as_most_out_of_distribution(bundle: Bundle) -> None:
+    from vae_ood_monitor.evaluate.metrics import detection_metrics
+
+    metrics = detection_metrics([1.0, 2.0, 3.0], [np.inf, np.nan, 2.5], threshold=2.5)
+    assert metrics.auroc == pytest.approx(8 / 9)  # inf and NaN above every ID score
+    sums = np.full(N, 1.5)
+    sums[25] = np.inf  # broken encoder output inside the OOD span: no crash, still ranked
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
+    clean = LabelledSequence('id_0', 'none', 'id', _kl(np.full(N, 1.5)), _truth(0, 0))
+    summary, _ = evaluate_sequences(bundle, [clean, drive])
+    assert 0.5 <= summary['auroc_evidence'] <= 1.0

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ['DetectionMetrics', 'conformal_threshold', 'conformal_threshold_low',
-           'detection_metrics', 'first_detection', 'fpr_at_tpr']
+           'detection_metrics', 'first_detection', 'fpr_at_tpr', 'ranked']
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,17 @@ def _stack(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.
     id_scores = np.asarray(id_scores, np.float64).ravel()
     ood_scores = np.asarray(ood_scores, np.float64).ravel()
     labels = np.concatenate([np.zeros(id_scores.size), np.ones(ood_scores.size)])
-    return labels, np.concatenate([id_scores, ood_scores])
+    return labels, ranked(np.concatenate([id_scores, ood_scores]))
+
+
+def ranked(scores: ArrayLike) -> np.ndarray:
+    """Return scores sklearn can rank: NaN and +/-inf become the largest / smallest float.
+
+    NaN and +inf come from broken encoder output, which the runtime treats as maximally out
+    of distribution; sklearn refuses non-finite scores.
+    """
+    big = np.finfo(np.float64).max
+    return np.nan_to_num(np.asarray(scores, np.float64), nan=big, posinf=big, neginf=-big)
 
 
 def first_detection(alert: ArrayLike, start: int, stop: int) -> int | None:

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from vae_ood_monitor.core.detector import Decider
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.typedefs import DecisionMode
-from vae_ood_monitor.evaluate.metrics import first_detection
+from vae_ood_monitor.evaluate.metrics import first_detection, ranked
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -203,9 +203,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
         'missed_sequences': missed,
     }
     if 0 < truth.sum() < truth.size:
-        summary['auroc_evidence'] = float(roc_auc_score(truth, np.concatenate(evidence)))
+        summary['auroc_evidence'] = float(roc_auc_score(truth, ranked(np.concatenate(evidence))))
         if cusum:
-            summary['auroc_cusum'] = float(roc_auc_score(truth, np.concatenate(cusum)))
+            summary['auroc_cusum'] = float(roc_auc_score(truth, ranked(np.concatenate(cusum))))
     if 'cusum' in summary['modes']:
         summary['threshold_matched'] = _matched_threshold(
             traces, summary['modes']['cusum']['missed_segments'], clear_frames)
