@@ -182,3 +182,15 @@ def test_reconfigure_applies_new_settings_and_keeps_the_state() -> None:
     assert out.state is GateState.SLOW and out.command == FORWARD.scaled(0.5)
     assert feed(gate, clock, False, 0.1) is GateState.SLOW  # holding: the new alert action
     assert feed(gate, clock, False, 0.2) is GateState.PASS  # the new, shorter clear hold
+
+
+def test_reconfigure_to_slowdown_keeps_a_returning_monitor_stopped() -> None:
+    # the clear hold after silence is STOP whatever the alert action: switching to slowdown
+    # while a stale monitor comes back must not let the robot creep on before clear_hold_s
+    clock = Clock()
+    gate = GatePolicy(CONFIG, clock.now)
+    assert gate.on_alert(False, clock.advance(0.1)) is GateState.STOP
+    gate.reconfigure(GateConfig(action='slowdown', monitor_timeout_s=0.5, clear_hold_s=1.0,
+                                stop_publish_s=0.3))
+    assert feed(gate, clock, False, 0.5) is GateState.STOP
+    assert feed(gate, clock, False, 0.6) is GateState.PASS

@@ -113,23 +113,20 @@ class GatePolicy:
         self._clear_since_ns: int | None = None
         self._alert = False
         # what the gate does while a clear monitor waits out clear_hold_s: after an alert, the
-        # alert action; after silence (or at start-up), STOP -- a monitor that comes back has
-        # to prove itself before the robot moves again.
-        self._holding = GateState.STOP
+        # alert action (whatever it is by then); after silence (or at start-up), STOP -- a
+        # monitor that comes back has to prove itself before the robot moves again.
+        self._hold_after_alert = False
         self._state = GateState.STALE
         self._entered_ns = now_ns
 
     def reconfigure(self, config: GateConfig) -> None:
         """Apply new settings (``ros2 param set``); the state carries over."""
-        old = getattr(self, '_alert_state', None)
         self.config = config
         self._timeout = _ns(config.monitor_timeout_s)
         self._hold = _ns(config.clear_hold_s)
         self._publish = _ns(config.stop_publish_s)
         self._alert_state = (GateState.SLOW if config.action is GateAction.SLOWDOWN
                              else GateState.STOP)
-        if old is not None and self._holding is old:
-            self._holding = self._alert_state
 
     def _check_clock(self, now_ns: int) -> None:
         """Forget the monitor's history when the clock jumps back (sim time reset, bag loop).
@@ -142,7 +139,7 @@ class GatePolicy:
             self._last_msg_ns = None
             self._clear_since_ns = None
             self._alert = False
-            self._holding = GateState.STOP
+            self._hold_after_alert = False
             self._entered_ns = now_ns
         self._latest_ns = now_ns
 
@@ -154,10 +151,10 @@ class GatePolicy:
         self._check_clock(now_ns)
         if alert:
             self._clear_since_ns = None
-            self._holding = self._alert_state
+            self._hold_after_alert = True
         elif self._stale(now_ns):
             self._clear_since_ns = now_ns
-            self._holding = GateState.STOP
+            self._hold_after_alert = False
         elif self._clear_since_ns is None:
             self._clear_since_ns = now_ns
         self._alert = bool(alert)
@@ -174,7 +171,7 @@ class GatePolicy:
         elif now_ns - self._clear_since_ns >= self._hold:  # type: ignore[operator]
             new = GateState.PASS
         else:
-            new = self._holding
+            new = self._alert_state if self._hold_after_alert else GateState.STOP
         if new is not self._state:
             self._state = new
             self._entered_ns = now_ns
