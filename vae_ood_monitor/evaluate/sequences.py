@@ -171,9 +171,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                     mode.value, ModeSummary(mode.value)))
             fired = {name: result[f'{name}.triggered'] for name in names}
             for summary in groups:
-                _account(summary, alert, seq.truth, fired)
-            if any(first_detection(alert, start, stop) is None
-                   for start, stop in segments(seq.truth)):
+                lost = _account(summary, alert, seq.truth, fired)
+            trace[f'missed.{mode.value}'] = lost
+            if lost:
                 missed[mode.value].append({'sequence': seq.name, 'shift': seq.shift,
                                            'mode': seq.mode, 'severity': seq.severity})
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
@@ -235,15 +235,18 @@ def _matched_threshold(traces: dict[str, dict[str, Any]], missed_target: int,
 
 
 def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.bool_],
-             fired: dict[str, NDArray[np.bool_]] | None = None) -> None:
-    """Add one sequence; ``fired``: per partition, the frames it triggered on."""
+             fired: dict[str, NDArray[np.bool_]] | None = None) -> bool:
+    """Add one sequence; ``fired``: per partition, the frames it triggered on.
+
+    Returns whether an OOD span of the sequence was missed.
+    """
     rising = alert & ~np.r_[False, alert[:-1]]
     false_onsets = np.flatnonzero(rising & ~truth)
     summary.false_alarms += int(false_onsets.size)
     summary.id_frames += int(np.count_nonzero(~truth))
     summary.ood_frames += int(np.count_nonzero(truth))
     summary.detected_frames += int(np.count_nonzero(alert & truth))
-    first_hits = []
+    first_hits, lost = [], False
     for start, stop in segments(truth):
         summary.segments += 1
         delay = first_detection(alert, start, stop)
@@ -252,10 +255,12 @@ def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.b
             first_hits.append(start + delay)
         else:
             summary.missed += 1
+            lost = True
     for name, triggered in (fired or {}).items():
         counts = summary.partitions.setdefault(name, {'false_alarms': 0, 'detections': 0})
         counts['false_alarms'] += int(np.count_nonzero(triggered[false_onsets]))
         counts['detections'] += int(np.count_nonzero(triggered[first_hits]))
+    return lost
 
 
 #: Missed sequences named per decision mode under the sequence table.
@@ -330,9 +335,7 @@ def write_timelines(traces: dict[str, dict[str, Any]], out: Path, bundle: Bundle
         kind = (trace['shift'], trace['mode'])
         seen[kind] = seen.get(kind, 0) + 1
         alert = trace.get('alert.cusum', trace.get('alert.threshold'))
-        was_missed = alert is not None and any(
-            first_detection(alert, start, stop) is None
-            for start, stop in segments(trace['truth']))
+        was_missed = trace.get('missed.cusum', trace.get('missed.threshold', False))
         if seen[kind] > limit_per_kind and not (missed and was_missed):
             continue
         series = {'KL score': trace['score'], 'p-value (min)': trace['p_value'],
