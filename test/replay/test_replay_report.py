@@ -41,6 +41,18 @@ def test_ground_truth_metrics_by_hand() -> None:
     assert metrics['auroc'] == 1.0
 
 
+def test_alarm_on_at_onset_is_not_a_detection_and_broken_scores_rank_first() -> None:
+    # the same rule as the offline sequence evaluation: an alarm raised on the ID frames before
+    # the onset and still on is a false alarm; only an alarm that begins inside the span detects
+    labels = np.array([0, 0, 1, 1, 1, 1, 0, 1, 1], np.int8)
+    alert = np.array([0, 1, 1, 0, 1, 1, 0, 1, 1], bool)
+    score = np.array([1, 2, np.inf, np.nan, 5, 6, 0, 3, 4], float)  # broken encoder output
+    metrics = ground_truth_metrics(score, alert, labels)
+    assert [o['delay_frames'] for o in metrics['onsets']] == [2, 0]
+    assert metrics['false_alarm_onsets'] == 1
+    assert metrics['auroc'] == 1.0
+
+
 def test_auroc_needs_both_classes() -> None:
     metrics = ground_truth_metrics(np.ones(3), np.zeros(3, bool), np.zeros(3, np.int8))
     assert metrics['auroc'] is None and metrics['ood_segments'] == 0

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.spans import first_detection, ranked
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -104,26 +105,3 @@ def _stack(id_scores: ArrayLike, ood_scores: ArrayLike) -> tuple[np.ndarray, np.
     ood_scores = np.asarray(ood_scores, np.float64).ravel()
     labels = np.concatenate([np.zeros(id_scores.size), np.ones(ood_scores.size)])
     return labels, ranked(np.concatenate([id_scores, ood_scores]))
-
-
-def ranked(scores: ArrayLike) -> np.ndarray:
-    """Return scores sklearn can rank: NaN and +/-inf become the largest / smallest float.
-
-    NaN and +inf come from broken encoder output, which the runtime treats as maximally out
-    of distribution; sklearn refuses non-finite scores.
-    """
-    big = np.finfo(np.float64).max
-    return np.nan_to_num(np.asarray(scores, np.float64), nan=big, posinf=big, neginf=-big)
-
-
-def first_detection(alert: ArrayLike, start: int, stop: int) -> int | None:
-    """Frames from ``start`` to the first alarm that begins in ``alert[start:stop]``; None: missed.
-
-    An alarm already on at ``start`` was raised on the frames before (in-distribution frames
-    for an OOD span): it is a false alarm, not a detection, until it clears and fires again.
-    """
-    alert = np.asarray(alert, bool)
-    span = alert[start:stop]
-    before = bool(alert[start - 1]) if start > 0 else False
-    hits = np.flatnonzero(span & ~np.r_[before, span[:-1]])
-    return int(hits[0]) if hits.size else None

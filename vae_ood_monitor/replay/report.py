@@ -21,6 +21,7 @@ from typing import Any, Mapping, TYPE_CHECKING
 import numpy as np
 
 from vae_ood_monitor.core.errors import ReplayError
+from vae_ood_monitor.core.spans import first_detection, ranked, runs
 from vae_ood_monitor.core.stats import STAGES
 
 if TYPE_CHECKING:
@@ -96,13 +97,6 @@ def find_labels(bag: str | Path) -> Path | None:
     return candidate if Path(bag).is_dir() and candidate.is_file() else None
 
 
-def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """Half-open [start, stop) index ranges of the True runs of ``mask``."""
-    padded = np.r_[False, np.asarray(mask, bool), False].astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def alarm_spans(track: CameraTrack, bag_start_ns: int | None) -> list[dict[str, Any]]:
     """List the runs of consecutive alert frames of one camera.
 
@@ -114,7 +108,7 @@ def alarm_spans(track: CameraTrack, bag_start_ns: int | None) -> list[dict[str, 
     index, stamp, log = track.array('index'), track.array('stamp_ns'), track.array('log_ns')
     base = bag_start_ns or 0
     spans = []
-    for lo, hi in _runs(alert):
+    for lo, hi in runs(alert):
         fired = sorted({name for names in track.fired[lo:hi] for name in names})
         spans.append({
             'start_ns': int(stamp[lo]), 'end_ns': int(stamp[hi - 1]),
@@ -139,12 +133,9 @@ def ground_truth_metrics(score: NDArray[np.float64], alert: NDArray[np.bool_],
     score, alert, truth = score[keep], alert[keep], labels[keep] == 1
     index = (np.arange(keep.size) if index is None else np.asarray(index))[keep]
     n_id, n_ood = int((~truth).sum()), int(truth.sum())
-    auroc = float(roc_auc_score(truth, score)) if n_id and n_ood else None
-    onsets = []
-    for lo, hi in _runs(truth):
-        hits = np.flatnonzero(alert[lo:hi])
-        onsets.append({'index': int(index[lo]), 'frames': hi - lo,
-                       'delay_frames': int(hits[0]) if hits.size else None})
+    auroc = float(roc_auc_score(truth, ranked(score))) if n_id and n_ood else None
+    onsets = [{'index': int(index[lo]), 'frames': hi - lo,
+               'delay_frames': first_detection(alert, lo, hi)} for lo, hi in runs(truth)]
     rising = np.flatnonzero(alert & ~np.r_[False, alert[:-1]]) if alert.size else np.zeros(0)
     false_onsets = int((~truth[rising]).sum()) if rising.size else 0
     delays = [o['delay_frames'] for o in onsets if o['delay_frames'] is not None]
