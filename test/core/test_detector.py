@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vae_ood_monitor.core.detector import AlertLatch, Decider, PartitionDetector, PartitionState
-from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.manifest import CusumParams, Partition
 from vae_ood_monitor.core.martingale import log_power_martingale
 from vae_ood_monitor.core.typedefs import DecisionMode
@@ -93,6 +93,27 @@ def test_cusum_mode_alarms_at_the_predicted_step() -> None:
         triggered.append(state.triggered)
     assert triggered == [False, False, False, True, True, True, True]
     assert state.statistic == 20.0  # capped at cusum_cap * tau
+
+
+@pytest.mark.parametrize('stored, override, bound', [(2.0, None, 20.0), (1.5, None, 15.0),
+                                                     (1.5, 3.0, 30.0)])
+def test_cusum_cap_comes_from_the_bundle_unless_overridden(stored: float,
+                                                           override: float | None,
+                                                           bound: float) -> None:
+    part = partition(CusumParams(window=3, delta=1.0, tau=10.0, cap=stored),
+                     calibration_scores=np.linspace(0.0, 0.99, 99), threshold=0.9)
+    detector = PartitionDetector(part, DecisionMode.CUSUM, cusum_cap=override)
+    for _ in range(20):
+        state = detector.update(kl(500.0, 500.0))
+    assert state.statistic == bound
+
+
+def test_cusum_params_cap_is_validated_and_stored() -> None:
+    assert CusumParams(3, 1.0, 10.0).to_dict()['cap'] == 2.0  # older manifests: the old default
+    assert CusumParams(**CusumParams(3, 1.0, 10.0, cap=1.25).to_dict()).cap == 1.25
+    for bad in (0.5, math.nan, math.inf):
+        with pytest.raises(ConfigError, match='CUSUM cap .* must be finite and >= 1'):
+            CusumParams(3, 1.0, 10.0, cap=bad)
 
 
 def test_cusum_mode_ignores_the_per_frame_threshold() -> None:

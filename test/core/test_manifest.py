@@ -320,3 +320,19 @@ def test_partition_evidence_per_tail_scalar_and_vector_agree() -> None:
     assert round_trip.tail.value == 'lower' and round_trip.threshold_low == 2.0
     with pytest.raises(ConfigError, match="tail 'sideways'"):
         Partition('p', (0,), tail='sideways')
+
+
+@pytest.mark.parametrize('tail', ['upper', 'lower', 'two_sided'])
+def test_partition_evidence_with_zero_median_or_threshold_is_a_comparison(tail: str) -> None:
+    # a calibration whose median score or lower threshold is 0 (e.g. dims that never moved)
+    # has no log scale; the evidence falls back to the threshold comparison instead of raising
+    part = Partition('p', (0,), calibration_scores=[0.0, 0.0, 0.0, 1.0], threshold=2.0,
+                     threshold_low=0.0, tail=tail)
+    assert part.median == 0.0
+    beyond_upper = math.inf if tail != 'lower' else -math.inf
+    assert part.evidence_of(3.0) == beyond_upper
+    assert part.evidence_of(0.5) == -math.inf  # inside both thresholds
+    assert part.evidence_of(0.0) == -math.inf  # not below a lower threshold of 0
+    low = Partition('q', (0,), calibration_scores=[1.0, 2.0, 4.0], threshold_low=0.0,
+                    tail='lower')
+    assert low.evidence_of(1.0) == -math.inf and low.evidence_of(0.0) == -math.inf

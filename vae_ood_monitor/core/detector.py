@@ -59,7 +59,8 @@ class PartitionState:
 class PartitionDetector:
     """Score, p-value, martingale and CUSUM of one partition; stateful over a camera's frames."""
 
-    def __init__(self, partition: Partition, mode: DecisionMode, cusum_cap: float = 2.0) -> None:
+    def __init__(self, partition: Partition, mode: DecisionMode,
+                 cusum_cap: float | None = None) -> None:
         if not partition.calibrated:
             raise CalibrationError(
                 f'Partition {partition.name!r} is not calibrated (no calibration scores or '
@@ -76,8 +77,9 @@ class PartitionDetector:
         self.tail = partition.tail
         params = partition.cusum
         self.martingale = PowerMartingale(params.window if params else 20)
-        self.cusum = (Cusum(params.delta, params.tau, cap=cusum_cap * params.tau)
-                      if params else None)
+        cap = params.cap if params and cusum_cap is None else cusum_cap
+        self.cusum = (Cusum(params.delta, params.tau, cap=cap * params.tau)
+                      if params and cap is not None else None)
         self.baseline = Baseline(partition.baseline) if partition.baseline else None
 
     def update(self, kl: NDArray[np.float64]) -> PartitionState:
@@ -158,7 +160,7 @@ class Decider:
     """
 
     def __init__(self, partitions: Sequence[Partition], mode: DecisionMode,
-                 clear_frames: int = 1, cusum_cap: float = 2.0) -> None:
+                 clear_frames: int = 1, cusum_cap: float | None = None) -> None:
         self.detectors = [PartitionDetector(p, mode, cusum_cap) for p in partitions]
         self.latch = AlertLatch(clear_frames)
 

@@ -43,25 +43,40 @@ def _choice(enum: type[E], value: object, name: str) -> E:
             f'{name} {value!r} is not supported; choose one of: {choices}.') from None
 
 
-def _log_ratio(value: float, median: float, threshold: float) -> float:
-    """log(value / median) / log(threshold / median), robust at 0, inf and NaN."""
-    if math.isnan(value) or math.isinf(value):
+def _log_ratio(value: float, median: float, threshold: float, lower: bool = False) -> float:
+    """log(value / median) / log(threshold / median), robust at 0, inf and NaN.
+
+    ``lower``: the same on the other side, log(median / value) / log(median / threshold), where
+    smaller values are further out. A non-finite value (broken encoder output) is always
+    infinitely far out, as the detector treats it; a degenerate calibration (threshold on the
+    wrong side of the median, or a zero median or threshold) leaves only the comparison with the
+    threshold.
+    """
+    if not math.isfinite(value):
         return math.inf
-    if value <= 0.0:
-        return -math.inf
-    scale = math.log(threshold / median) if 0 < threshold < math.inf and median > 0 else 0.0
-    if scale <= 0.0:  # degenerate calibration: threshold at or below the median
-        return math.inf if value > threshold else -math.inf
-    return math.log(value / median) / scale
+    far = value < threshold if lower else value > threshold
+    usable = 0 < threshold < math.inf and 0 < median < math.inf
+    scale = math.log(threshold / median) if usable else 0.0
+    if lower:
+        scale = -scale
+    if scale <= 0.0 or value <= 0.0:
+        return math.inf if far else -math.inf
+    return (math.log(median / value) if lower else math.log(value / median)) / scale
 
 
 @dataclass(frozen=True)
 class CusumParams:
-    """Sequential-test settings of one partition: martingale window, CUSUM drift and threshold."""
+    """Sequential-test settings of one partition: martingale window, CUSUM drift and threshold.
+
+    ``cap``: the bound of the CUSUM statistic, in units of ``tau``, that calibration counted
+    false alarms with (a lower cap clears alarms sooner and can raise more of them); the
+    runtime uses it unless the Monitor config overrides it.
+    """
 
     window: int
     delta: float
     tau: float
+    cap: float = 2.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
@@ -69,10 +84,14 @@ class CusumParams:
         if not np.isfinite(self.delta) or not np.isfinite(self.tau) or self.tau <= 0:
             raise ConfigError(f'CUSUM delta {self.delta!r} and tau {self.tau!r} must be finite, '
                               'tau positive.')
+        if not (math.isfinite(self.cap) and self.cap >= 1.0):
+            raise ConfigError(f'CUSUM cap {self.cap!r} must be finite and >= 1 (a multiple of '
+                              'tau).')
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""
-        return {'window': self.window, 'delta': float(self.delta), 'tau': float(self.tau)}
+        return {'window': self.window, 'delta': float(self.delta), 'tau': float(self.tau),
+                'cap': float(self.cap)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,10 +175,9 @@ class Partition:
         result = -math.inf
         if self.tail is not Tail.LOWER:
             result = _log_ratio(score, median, self.threshold)  # type: ignore[arg-type]
-        if self.tail is not Tail.UPPER:  # the same ratio on reciprocals: smaller is further
-            inverse = math.inf if score == 0.0 else 1.0 / score
-            low = _log_ratio(inverse, 1.0 / median,
-                             1.0 / self.threshold_low)  # type: ignore[operator]
+        if self.tail is not Tail.UPPER:  # smaller is further out
+            low = _log_ratio(score, median, self.threshold_low,  # type: ignore[arg-type]
+                             lower=True)
             result = max(result, low)
         return result
 

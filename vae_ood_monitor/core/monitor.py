@@ -8,6 +8,7 @@ per-camera state (sequential detectors, alert latch, counters) is keyed by camer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 import os
 import time
 from typing import Any, TYPE_CHECKING
@@ -45,13 +46,14 @@ class MonitorConfig:
     ``decision`` None picks ``cusum`` when the bundle has CUSUM parameters, else ``threshold``.
     ``clear_frames`` is the alert hysteresis: frames without a trigger before the alert clears.
     ``cusum_cap`` bounds the CUSUM statistic at ``cusum_cap * tau`` so alarms clear in bounded
-    time after a shift ends. ``partitions`` restricts the partitions used (empty: all).
+    time after a shift ends (None: the cap each partition was calibrated with).
+    ``partitions`` restricts the partitions used (empty: all).
     """
 
     decision: DecisionMode | None = None
     session: SessionConfig = field(default_factory=SessionConfig)
     clear_frames: int = 10
-    cusum_cap: float = 2.0
+    cusum_cap: float | None = None
     stats_window: int = 1000
     partitions: tuple[str, ...] = ()
 
@@ -64,8 +66,10 @@ class MonitorConfig:
                                   f'{", ".join(m.value for m in DecisionMode)}.') from None
         if not isinstance(self.clear_frames, int) or self.clear_frames < 1:
             raise ConfigError(f'clear_frames {self.clear_frames!r} must be an integer >= 1.')
-        if not self.cusum_cap >= 1.0:
-            raise ConfigError(f'cusum_cap {self.cusum_cap!r} must be >= 1 (a multiple of tau).')
+        if self.cusum_cap is not None and not (math.isfinite(self.cusum_cap)
+                                               and self.cusum_cap >= 1.0):
+            raise ConfigError(f'cusum_cap {self.cusum_cap!r} must be >= 1 (a multiple of tau), '
+                              "or unset to use the bundle's.")
         if not isinstance(self.stats_window, int) or self.stats_window < 1:
             raise ConfigError(f'stats_window {self.stats_window!r} must be a positive integer.')
         partitions = (self.partitions,) if isinstance(self.partitions, str) else self.partitions
