@@ -132,6 +132,20 @@ def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
     assert [p.name for p in bundle.manifest.partitions] == ['all']
 
 
+def test_the_alarm_budget_is_split_between_the_or_ed_partitions() -> None:
+    # 8 drives of 40 frames: B has 160 frames, partitions 'all' and 'all_change'. The alert
+    # may alarm floor(160 x 0.0125) = 2 times; fitted to the whole rate each could take 2
+    options = CalibrationOptions(target_far=0.05, window=10, alarm_rate=0.0125)
+    _, report = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
+                          options)
+    fits = [details['cusum'] for details in report['partitions'].values()]
+    assert len(fits) == 2 and all(fit['id_frames'] == 160 for fit in fits)
+    assert sum(fit['id_alarms'] for fit in fits) <= 2  # union bound on the OR-ed alert
+    assert report['alarm_rate_per_partition'] == pytest.approx(0.0125 / 2)
+    assert all(fit['target_rate'] == pytest.approx(0.0125 / 2) for fit in fits)
+    assert report['drive_resolution']['partitions'] == len(fits)
+
+
 @pytest.mark.parametrize('level', [0.0, 0.25, 0.9])
 def test_change_offset_is_a_quantile_of_the_partitions_own_sums(level: float) -> None:
     options = CalibrationOptions(target_far=0.05, window=10, change_offset=level)

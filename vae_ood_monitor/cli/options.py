@@ -58,7 +58,8 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--window', type=int, default=20,
                        help='martingale window in frames (paper: 20)')
     group.add_argument('--alarm-rate', type=float, default=1e-4,
-                       help='CUSUM false alarms allowed per in-distribution frame (default 1e-4)')
+                       help='CUSUM false alarms allowed per in-distribution frame, for the '
+                       'alert (split evenly between the partitions; default 1e-4)')
     group.add_argument('--margin', type=float, default=0.25,
                        help='safety margin on the CUSUM threshold (default 0.25 = +25 %%)')
     group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',

@@ -16,7 +16,9 @@
    one drive, so a shift that moves a drive's KL by a third is often invisible against the
    pooled calibration scores and plain against the drive's own past.
 5. Sequential test: the CUSUM drift and threshold of every partition from B's sequences (clean,
-   and with validation shifts starting half-way), see :mod:`.sequential`.
+   and with validation shifts starting half-way), see :mod:`.sequential`. The alert is the OR
+   of the partitions, so each of the k partitions gets ``alarm_rate / k`` false alarms per
+   frame (Bonferroni): together they meet ``alarm_rate``.
 
 The report (what was chosen and why, with validation figures) goes into the manifest's metrics.
 """
@@ -64,6 +66,7 @@ class CalibrationOptions:
     selection: DimSelection = DimSelection.LABELLED
     sequential: bool = True
     window: int = 20
+    #: CUSUM false alarms per in-distribution frame of the whole alert (split between partitions)
     alarm_rate: float = 1e-4
     margin: float = 0.25
     validation_shifts: tuple[str, ...] = ()
@@ -186,12 +189,14 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
     partitions = list(calibrated.manifest.partitions)
     if options.sequential and sequences_b:
         shifted = _validation_sequences(part_b, options, kl)
+        share = options.alarm_rate / len(partitions)  # the alert ORs them: split the budget
+        report['alarm_rate_per_partition'] = share
         for number, part in enumerate(partitions):
             # a shift's own partitions are tuned to that shift, the generic ones to all of them
             base = part.name.removesuffix(CHANGE_SUFFIX) if part.baseline else part.name
             mine = shifted.get(base) or [s for group in shifted.values() for s in group]
             fit = fit_cusum(part, sequences_b, mine, window=options.window,
-                            target_rate=options.alarm_rate, margin=options.margin,
+                            target_rate=share, margin=options.margin,
                             cusum_cap=options.cusum_cap)
             partitions[number] = replace(part, cusum=fit.params)
             report['partitions'][part.name]['cusum'] = fit.as_dict()

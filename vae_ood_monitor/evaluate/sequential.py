@@ -7,6 +7,10 @@ log M), tau is set just above what in-distribution sequences reach (allowing at 
 ``target_rate`` alarms per frame, with a safety ``margin``), and the detection delay on the
 validation sequences is measured with exactly the runtime's detector classes. The delta with
 fewest missed sequences, then the shortest median delay, wins.
+
+``target_rate`` is one partition's budget. The alert is the OR of the partitions, so k
+partitions fitted to r each could alarm up to k r times per frame together: calibration gives
+each partition ``alarm_rate / k`` (Bonferroni), so that the alert meets ``alarm_rate``.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class SequentialFit:
     ceiling: float = math.inf
     #: the highest log M of the in-distribution sequences
     id_max_log_m: float = -math.inf
+    #: this partition's share of the alert's false-alarm budget (alarms per frame)
+    target_rate: float = 1e-4
 
     @property
     def can_alarm(self) -> bool:
@@ -73,13 +79,15 @@ class SequentialFit:
                         'p95_delay': self.p95_delay, 'missed': self.missed,
                         'validation_sequences': self.validation_sequences,
                         'ceiling': self.ceiling, 'id_max_log_m': self.id_max_log_m,
-                        'can_alarm': self.can_alarm, 'candidates': self.candidates})
+                        'target_rate': self.target_rate, 'can_alarm': self.can_alarm,
+                        'candidates': self.candidates})
 
     def describe(self) -> str:
         """One line for the calibration log."""
         line = (f'partition {self.partition}: CUSUM delta {self.params.delta:.3f} tau '
                 f'{self.params.tau:.2f}; validation median delay {self.median_delay:g} frames, '
-                f'{self.missed} missed, {self.id_alarms} alarms in {self.id_frames} ID frames')
+                f'{self.missed} missed, {self.id_alarms} alarms in {self.id_frames} ID frames '
+                f'(its budget: {self.target_rate * 1e4:.3g} per 10,000 frames)')
         if self.can_alarm:
             return line
         return (f'{line}. WARNING: it can never alarm: held-out in-distribution drives reach '
@@ -109,7 +117,8 @@ class DriveResolution:
     exchangeable, a new drive beats the highest of them with probability 1 / (drives + 1): no
     fit on these drives can promise less without assuming a tail shape. With ``partitions``
     detectors OR-ed, a drive of ``frames_per_drive`` frames may alarm with probability up to
-    ``partitions / (drives + 1)`` (union bound), i.e. ``rate`` alarms per frame.
+    ``partitions / (drives + 1)`` (union bound), i.e. ``rate`` alarms per frame. The same
+    count splits ``target_rate`` (the alert's) between the partitions' CUSUM fits.
     """
 
     drives: int
@@ -251,7 +260,9 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     are the partition's calibration scores. ``shifted``: (KL sequence, index of the first OOD
     frame) pairs of validation sequences. Candidate deltas: the ``quantiles`` of the
     in-distribution log M values, and its maximum plus ``spreads`` times (maximum - median), which
-    leave headroom for drives more unusual than any calibration drive.
+    leave headroom for drives more unusual than any calibration drive. ``target_rate``: alarm
+    onsets per in-distribution frame allowed to this partition alone (its share of the alert's
+    budget when partitions are OR-ed).
     """
     id_sequences = [s for s in id_sequences if len(s) > 0]
     if not id_sequences or not shifted:
@@ -298,4 +309,4 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
         id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
         median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
         missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates,
-        ceiling=log_m_ceiling(partition, window), id_max_log_m=top)
+        ceiling=log_m_ceiling(partition, window), id_max_log_m=top, target_rate=target_rate)
