@@ -16,6 +16,7 @@ from replay_testing import frames, tuned_bundle
 from vae_ood_monitor.core.errors import ReplayError
 from vae_ood_monitor.core.monitor import MonitorConfig
 from vae_ood_monitor.core.session import SessionConfig
+from vae_ood_monitor.evaluate.plots import plot_timeline
 from vae_ood_monitor.replay.bagmaker import BagSpec, make_bag, T0_NS
 from vae_ood_monitor.replay.replay import CameraTrack, replay_bag, ReplayConfig
 from vae_ood_monitor.replay.report import (alarm_spans, find_labels, ground_truth_metrics,
@@ -105,7 +106,7 @@ def test_report_of_a_labelled_replay(tmp_path: Path) -> None:
     config = ReplayConfig(monitor=MonitorConfig(decision='threshold',
                                                 session=SessionConfig(warmup=0)))
     result = replay_bag(made.path, tuned_bundle(), config)
-    summary = write_report(result, tmp_path / 'report', labels)
+    summary = write_report(result, tmp_path / 'report', labels, plot=plot_timeline)
     assert json.loads((tmp_path / 'report' / 'summary.json').read_text()) == summary
     assert (tmp_path / 'report' / 'cam_image_raw' / 'timeline.png').stat().st_size > 1000
     assert summary['bag'] == str(made.path) and summary['decision'] == 'threshold'
@@ -131,7 +132,9 @@ def test_report_of_a_labelled_replay(tmp_path: Path) -> None:
     assert truth['missed_segments'] == 0 and truth['false_alarm_onsets'] == 0
     with pytest.raises(ReplayError, match="Report folder '.*report' exists"):
         write_report(result, tmp_path / 'report')
-    assert write_report(result, tmp_path / 'report', force=True)['labels'] is None
+    replaced = write_report(result, tmp_path / 'report', force=True)  # no plotter: no plots
+    assert replaced['labels'] is None and 'timeline' not in replaced['cameras']['cam_image_raw']
+    assert not (tmp_path / 'report' / 'cam_image_raw').exists()
 
 
 def test_summary_of_a_cut_bag_says_where_it_stopped(tmp_path: Path) -> None:

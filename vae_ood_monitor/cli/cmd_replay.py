@@ -116,6 +116,7 @@ def _replay(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.errors import ReplayError
     from vae_ood_monitor.core.monitor import MonitorConfig
     from vae_ood_monitor.core.session import SessionConfig
+    from vae_ood_monitor.evaluate.plots import plot_timeline
     from vae_ood_monitor.replay.compare import compare_summaries, load_summary
     from vae_ood_monitor.replay.replay import replay_bag, ReplayConfig
     from vae_ood_monitor.replay.report import (find_labels, read_labels, summarize,
@@ -146,7 +147,8 @@ def _replay(args: argparse.Namespace) -> int:
     result = replay_bag(args.bag, args.model, config, progress=progress)
     summary = summarize(result, labels)
     if args.report is not None:
-        summary = write_report(result, args.report, labels, force=args.force, summary=summary)
+        summary = write_report(result, args.report, labels, force=args.force, summary=summary,
+                               plot=plot_timeline)
     comparison = None
     if baseline is not None:
         comparison = compare_summaries(baseline, summary, args.tolerance)

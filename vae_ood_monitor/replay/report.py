@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import json
 from pathlib import Path
 import shutil
-from typing import Any, Mapping, TYPE_CHECKING
+from typing import Any, Callable, Mapping, TYPE_CHECKING
 
 import numpy as np
 
@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 
     from vae_ood_monitor.replay.replay import CameraTrack, ReplayResult
 
-__all__ = ['Labels', 'SUMMARY_FILE', 'SUMMARY_SCHEMA', 'alarm_spans', 'find_labels',
-           'ground_truth_metrics', 'read_labels', 'summarize', 'write_report']
+__all__ = ['Labels', 'SUMMARY_FILE', 'SUMMARY_SCHEMA', 'TimelinePlot', 'alarm_spans',
+           'find_labels', 'ground_truth_metrics', 'read_labels', 'summarize', 'write_report']
+
+#: Draws named per-frame series into a PNG: ``plot(series, path, truth=, alarms=, thresholds=,
+#: title=)`` returns the path. The caller passes one (the CLI passes
+#: ``vae_ood_monitor.evaluate.plots.plot_timeline``): replay does not import the evaluate layer.
+TimelinePlot = Callable[..., Path]
 
 SUMMARY_FILE = 'summary.json'
 SUMMARY_SCHEMA = 1
@@ -204,21 +209,22 @@ def summarize(result: ReplayResult, labels: Labels | None = None) -> dict[str, A
     }
 
 
-def plot_camera(track: CameraTrack, path: Path, truth: NDArray[np.int8] | None = None,
-                title: str = '') -> Path:
-    """Draw score and evidence (CUSUM / tau or score / threshold) with alarm and OOD spans."""
-    from vae_ood_monitor.evaluate.plots import plot_timeline
-
+def plot_camera(plot: TimelinePlot, track: CameraTrack, path: Path,
+                truth: NDArray[np.int8] | None = None, title: str = '') -> Path:
+    """Draw score and evidence (1 at the trigger) with alarm and OOD spans through ``plot``."""
     evidence_name = 'evidence (x trigger)'
-    return plot_timeline(
+    return plot(
         {'KL score': track.array('score'), evidence_name: track.array('evidence')}, path,
         truth=None if truth is None else truth == 1, alarms=track.array('alert'),
         thresholds={evidence_name: 1.0}, title=title or track.topic)
 
 
 def write_report(result: ReplayResult, out: str | Path, labels: Labels | None = None, *,
-                 force: bool = False, summary: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``out/summary.json`` and ``out/<camera>/timeline.png``; return the summary.
+                 force: bool = False, summary: dict[str, Any] | None = None,
+                 plot: TimelinePlot | None = None) -> dict[str, Any]:
+    """Write ``out/summary.json`` and, with ``plot``, ``out/<camera>/timeline.png``.
+
+    Returns the summary (with each camera's ``timeline`` path when drawn).
 
     Raises:
         ReplayError: ``out`` exists and ``force`` is False.
@@ -235,12 +241,12 @@ def write_report(result: ReplayResult, out: str | Path, labels: Labels | None = 
     summary = summary if summary is not None else summarize(result, labels)
     out.mkdir(parents=True)
     for camera, track in result.cameras.items():
-        if not track.processed:
+        if not track.processed or plot is None:
             continue
         truth = None if labels is None else labels.for_frames(track.topic,
                                                               track.array('stamp_ns'))
-        plot = plot_camera(track, out / camera / 'timeline.png', truth,
-                           f'{camera} ({result.mode.value})')
-        summary['cameras'][camera]['timeline'] = plot.relative_to(out).as_posix()
+        drawn = plot_camera(plot, track, out / camera / 'timeline.png', truth,
+                            f'{camera} ({result.mode.value})')
+        summary['cameras'][camera]['timeline'] = drawn.relative_to(out).as_posix()
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + '\n', encoding='utf-8')
     return summary
