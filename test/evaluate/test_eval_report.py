@@ -111,3 +111,29 @@ def test_write_report(bundle: Bundle, tmp_path: Path) -> None:
         in report
     assert format_table(evaluation) in report
     assert '![ROC curves](roc.png)' in report and report.rstrip().endswith('## Extra notes')
+
+
+def test_histograms_show_the_evidence_on_a_linear_axis(bundle: Bundle, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # the plotted value is the evidence, a log ratio: 0 at the ID median, negative below it
+    from vae_ood_monitor.evaluate import plots
+
+    saved = {}
+
+    def keep(fig: object, path: Path) -> Path:
+        saved[Path(path).name] = fig
+        return Path(path)
+
+    monkeypatch.setattr(plots, '_save', keep)
+    evaluation = _evaluation(bundle)
+    assert (evaluation.id_scores < 0).any()
+    write_report(evaluation, tmp_path / 'report')
+    axes = saved['histograms.png'].axes
+    assert all(ax.get_xscale() == 'linear' for ax in axes[:3])
+    assert axes[0].get_xlabel() == ('evidence: log(score / median) / log(threshold / median)  '
+                                    '(>1: alert)')
+    low, high = axes[0].get_xlim()
+    assert low <= evaluation.id_scores.min() < 0 < 1.0 < high  # negative evidence is drawn
+    report = (tmp_path / 'report' / 'report.md').read_text()
+    assert 'log(score / median) / log(upper threshold / median)' in report
+    assert 'score / upper threshold,' not in report

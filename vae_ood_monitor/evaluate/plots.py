@@ -39,24 +39,38 @@ def plot_roc(id_scores: NDArray[np.float64], ood: Mapping[str, NDArray[np.float6
 
 
 def plot_histograms(id_scores: NDArray[np.float64], ood: Mapping[str, NDArray[np.float64]],
-                    threshold: float, path: Path, xlabel: str = 'score') -> Path:
-    """Score histograms, one panel per shift, in-distribution in grey, threshold dashed."""
+                    threshold: float, path: Path, xlabel: str = 'score',
+                    log_x: bool = True) -> Path:
+    """Score histograms, one panel per shift, in-distribution in grey, threshold dashed.
+
+    ``log_x``: log-spaced bins on a log axis, for positive scores (others are drawn at its
+    left edge); without it, even bins on a linear axis from the smallest to the largest finite
+    value (for a value that is already a log, such as the per-frame evidence), infinities at
+    the edges.
+    """
     names = list(ood)
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
-    positive = np.concatenate([id_scores] + [ood[n] for n in names])
-    positive = positive[positive > 0]
-    lo = max(float(positive.min()) if positive.size else 1e-3, 1e-3)
-    hi = max(float(positive.max()) if positive.size else 1.0, lo * 10)
-    bins = np.geomspace(lo, hi, 50)
+    values = np.concatenate([id_scores] + [ood[n] for n in names])
+    if log_x:
+        positive = values[values > 0]
+        lo = max(float(positive.min()) if positive.size else 1e-3, 1e-3)
+        hi = max(float(positive.max()) if positive.size else 1.0, lo * 10)
+        bins = np.geomspace(lo, hi, 50)
+    else:
+        finite = np.r_[values[np.isfinite(values)], threshold]
+        lo, hi = float(finite.min()), float(finite.max())
+        hi = max(hi, lo + 1.0)
+        bins = np.linspace(lo, hi, 50)
     for ax, name in zip(axes.ravel(), names):
         ax.hist(np.clip(id_scores, lo, hi), bins=bins, color='grey', alpha=0.6, density=True,
                 label='in-distribution')
         ax.hist(np.clip(ood[name], lo, hi), bins=bins, color='tab:red', alpha=0.5,
                 density=True, label=name)
         ax.axvline(threshold, color='black', linestyle='--', linewidth=1, label='threshold')
-        ax.set_xscale('log')
+        if log_x:
+            ax.set_xscale('log')
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)
         ax.tick_params(labelsize=7)

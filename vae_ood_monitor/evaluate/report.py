@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ['Evaluation', 'combined_score', 'evaluate_kl', 'format_table', 'write_report']
 
 COMBINED = 'combined'
+#: x axis of the histograms: the per-frame evidence, a log ratio (linear axis)
+EVIDENCE_LABEL = 'evidence: log(score / median) / log(threshold / median)  (>1: alert)'
 
 
 def combined_score(bundle: Bundle, kl: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -102,8 +104,8 @@ def write_report(evaluation: Evaluation, out: str | Path, *, title: str = 'OOD e
     paths = {
         'roc': plot_roc(evaluation.id_scores, evaluation.ood_scores, aurocs, out / 'roc.png'),
         'histograms': plot_histograms(evaluation.id_scores, evaluation.ood_scores, 1.0,
-                                      out / 'histograms.png',
-                                      xlabel='score / threshold (>1: alert)'),
+                                      out / 'histograms.png', xlabel=EVIDENCE_LABEL,
+                                      log_x=False),
     }
     data = evaluation.to_dict()
     (out / 'metrics.json').write_text(json.dumps(data, indent=1))
@@ -113,9 +115,12 @@ def write_report(evaluation: Evaluation, out: str | Path, *, title: str = 'OOD e
           f'{data["id_false_alarm_rate"]:.2%}.', '',
           'Score: per-frame KL of the latent posterior from the prior, summed over each '
           "partition's latent dims, as evidence against the partition's calibrated "
-          'threshold(s): score / upper threshold, lower threshold / score, or the larger for a '
-          'two-sided partition (max over partitions; above 1 the frame alerts). OOD frames are '
-          'positives.', '', format_table(evaluation), '',
+          'threshold(s): log(score / median) / log(upper threshold / median), '
+          'log(median / score) / log(median / lower threshold), or the larger for a two-sided '
+          'partition, with the median of the in-distribution calibration scores (0 at the '
+          'median, negative below it on the upper tail, 1 at the threshold; max over '
+          'partitions; above 1 the frame alerts). OOD frames are positives.', '',
+          format_table(evaluation), '',
           '![ROC curves](roc.png)', '', '![Score histograms](histograms.png)', '']
     if notes:
         md += [notes, '']
