@@ -50,3 +50,18 @@ def test_levels_for_failures_staleness_and_latency_budget() -> None:
     other.process(FRAME, 0, camera='c')
     assert camera_diagnostics(other, 'c', latency_budget_ms=1e-9).level is Level.WARN
     assert camera_diagnostics(other, 'c', latency_budget_ms=1e9).level is Level.OK
+
+
+def test_stale_message_says_whether_any_frame_was_processed() -> None:
+    monitor = Monitor(make_bundle())
+    entry = camera_diagnostics(monitor, 'front', stale=True)
+    assert (entry.level, entry.message) == (Level.STALE, 'no frame processed yet')
+    try:
+        monitor.process(np.zeros((4, 4), np.uint8), 0, camera='front')
+    except ImageEncodingError:
+        pass
+    assert camera_diagnostics(monitor, 'front', stale=True).message == \
+        'no frame processed yet, 1 failed'
+    monitor.process(FRAME, 1, camera='front')
+    entry = camera_diagnostics(monitor, 'front', stale=True)
+    assert (entry.level, entry.message) == (Level.STALE, 'no frame processed recently, 1 failed')

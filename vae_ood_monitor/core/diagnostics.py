@@ -45,7 +45,8 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
                        prefix: str = 'vae_ood_monitor') -> DiagnosticEntry:
     """Summarise one camera: latency p50/p99/max per stage, rates, counts, provider, model.
 
-    Level: STALE when ``stale`` (no frame within the expected period), ERROR when every frame
+    Level: STALE when ``stale`` (no frame processed within the expected period; the message
+    says "no frame processed yet" while the Monitor has processed none), ERROR when every frame
     failed, WARN when some failed, frames were dropped or the p99 total latency exceeds
     ``latency_budget_ms``; otherwise OK.
     """
@@ -74,7 +75,10 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
                ('model_sha256', monitor.bundle.short_hash)]
     p99 = summary['total'].p99 / 1e6 if 'total' in summary else 0.0
     if stale:
-        level, message = Level.STALE, 'no camera frames'
+        level = Level.STALE
+        message = 'no frame processed recently' if counts.processed else 'no frame processed yet'
+        if counts.failed_total:
+            message += f', {counts.failed_total} failed'
     elif counts.failed_total and not counts.processed:
         level, message = Level.ERROR, f'all {counts.failed_total} frames failed'
     elif counts.failed_total:

@@ -34,6 +34,7 @@ from vae_ood_monitor.core.overlay import render_debug_image
 from vae_ood_monitor.core.stats import RateMeter
 from vae_ood_monitor.core.topics import (camera_name, is_compressed_topic, MONITOR_NODE,
                                          output_topics)
+from vae_ood_monitor.ros.health import camera_stale
 from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float32_msg,
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
@@ -59,6 +60,7 @@ class _Camera:
     input_rate: RateMeter = field(default_factory=RateMeter)
     alert: bool = False
     score: float = 0.0
+    #: node clock; None until a frame has been processed since activation (stale)
     last_processed_ns: int | None = None
     dropped_total: int = 0
     publishers: dict[str, Any] = field(default_factory=dict)
@@ -82,7 +84,6 @@ class MonitorNode(Node):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._active = False
-        self._activated_ns = 0
         self._entities: list[Any] = []
         self._aggregate: dict[str, Any] = {}
         self._diagnostics_pub: Any = None
@@ -159,7 +160,8 @@ class MonitorNode(Node):
             self.get_logger().warning(note)
         with self._monitor_lock:
             self._monitor = monitor
-        self._activated_ns = self.get_clock().now().nanoseconds
+        for camera in self._cameras.values():  # a new Monitor: each camera starts unproven
+            camera.alert, camera.score, camera.last_processed_ns = False, 0.0, None
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name='ood_monitor_worker',
                                         daemon=True)
@@ -295,9 +297,9 @@ class MonitorNode(Node):
 
     # -- timers and services ---------------------------------------------------------------
     def _stale(self, camera: _Camera, now_ns: int) -> bool:
+        """No frame processed for stale_after_s, or none yet since activation."""
         assert self._config is not None
-        since = camera.last_processed_ns or self._activated_ns
-        return now_ns - since > self._config.stale_after_s * 1e9
+        return camera_stale(camera.last_processed_ns, now_ns, self._config.stale_after_s)
 
     def _publish_aggregate(self) -> None:
         if not self._active or self._config is None:

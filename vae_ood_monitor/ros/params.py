@@ -79,7 +79,7 @@ MONITOR_PARAMS = (
     ParamSpec('diagnostics_period_s', 1.0, 'float', 'Period of /diagnostics messages (s).',
               0.1, 60.0, read_only=True),
     ParamSpec('stale_after_s', 1.0, 'float', 'A camera without a processed frame for this long '
-              '(s, node clock) is stale.', 0.05, 600.0),
+              '(s, node clock), or without any since activation, is stale.', 0.05, 600.0),
     ParamSpec('alert_on_stale', True, 'bool', 'Raise the alert while a camera is stale: an '
               'unwatched camera is not a safe one.'),
     ParamSpec('latency_budget_ms', 0.0, 'float', 'Warn in diagnostics when p99 total latency '
