@@ -180,6 +180,84 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
     assert not any(line.startswith('Missed by cusum') for line in table)
 
 
+def _latch_misses(traces: dict[str, dict[str, Any]], level: float) -> int:
+    """OOD spans the per-frame rule at ``level`` misses, counted with the runtime's latch."""
+    from vae_ood_monitor.core.detector import AlertLatch
+    from vae_ood_monitor.evaluate.metrics import first_detection
+
+    missed = 0
+    for trace in traces.values():
+        latch = AlertLatch(10)
+        alert = np.array([latch.update(bool(e > level)) for e in trace['evidence']])
+        missed += sum(first_detection(alert, a, b) is None for a, b in segments(trace['truth']))
+    return missed
+
+
+def test_matched_threshold_reaches_above_the_old_sweep(bundle: Bundle) -> None:
+    # every span's evidence is ~55, a clean drive spikes to ~23: the strictest level that
+    # misses nothing sits just below 55 and never fires on the spike (8.0 did)
+    huge, spike = np.full(N, 1.5), np.full(N, 1.5)
+    huge[20:] = 1e7
+    spike[5] = 1e3
+    sequences = [LabelledSequence('id_0', 'none', 'id', _kl(spike), _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(huge), _truth(20, 40))]
+    summary, traces = evaluate_sequences(bundle, sequences)
+    matched = summary['threshold_matched']
+    top = float(traces['rain_m2_0']['evidence'][-1])
+    assert summary['modes']['cusum']['missed_segments'] == 0
+    assert matched['matched'] is True and matched['missed_segments'] == 0
+    assert 8.0 < float(traces['id_0']['evidence'][5]) < matched['evidence_level'] < top
+    assert matched['false_alarms'] == 0
+    assert _latch_misses(traces, top) == 1  # at the evidence itself nothing fires
+
+
+def test_no_per_frame_level_matching_the_cusum_is_said_so(bundle: Bundle) -> None:
+    # a single-frame spike just before the onset, then a persistent subtle rise: every level
+    # that fires on the span fires on the spike first, and the latch carries that alarm in
+    sums = np.full(N, 1.5)
+    sums[19] = 10.0
+    sums[20:] = 1.95
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
+    summary, traces = evaluate_sequences(bundle, [drive])
+    assert summary['modes']['cusum']['missed_segments'] == 0
+    matched = summary['threshold_matched']
+    assert matched['matched'] is False and matched['missed_segments'] == 1
+    levels = np.r_[np.unique(traces['fog_m2_0']['evidence']), -10.0, 0.05, 8.0]
+    assert all(_latch_misses(traces, float(v)) == 1 for v in levels)
+    table = format_sequence_table(summary).splitlines()
+    assert any(line.startswith('| all sequences | threshold, no level matches cusum detection '
+                               '(fewest missed) (level ') for line in table)
+    assert not any('threshold matched to cusum' in line for line in table)
+    assert ('No per-frame evidence level detects as many OOD spans as the CUSUM (at best 1 '
+            'missed, CUSUM 0): the per-frame rule is not compared at equal detection.') in table
+
+
+@pytest.mark.parametrize('seed', range(4))  # seed 0 can match the CUSUM, 1-3 cannot
+def test_matched_threshold_is_the_strictest_level(bundle: Bundle, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sequences = []
+    for n in range(6):  # noisy drives, a spike shortly before a shift of random size
+        sums = rng.uniform(1.2, 1.9, N)
+        start = int(rng.integers(5, 30))
+        sums[start - rng.integers(1, 4)] = rng.uniform(1.5, 4.0)
+        sums[start:] *= rng.uniform(0.9, 1.6)
+        sequences.append(LabelledSequence(f'rain_m2_{n}', 'rain', 'm2', _kl(sums),
+                                          _truth(start, N)))
+    summary, traces = evaluate_sequences(bundle, sequences)
+    matched = summary['threshold_matched']
+    target = summary['modes']['cusum']['missed_segments']
+    level = matched['evidence_level']
+    assert _latch_misses(traces, level) == matched['missed_segments']
+    values = np.unique(np.concatenate([t['evidence'] for t in traces.values()]))
+    stricter = [float(v) for v in np.nextafter(values, -np.inf) if v > level]
+    best = min([_latch_misses(traces, v) for v in stricter] + [matched['segments']])
+    if matched['matched']:
+        assert matched['missed_segments'] <= target < best  # no stricter level does it
+    else:
+        assert matched['missed_segments'] > target
+        assert matched['missed_segments'] < best or not stricter
+
+
 def test_missed_sequences_are_named_with_their_severity(bundle: Bundle) -> None:
     sequences = _sequences()
     quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _kl(np.full(N, 1.5)), _truth(10, 30),
