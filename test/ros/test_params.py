@@ -10,8 +10,9 @@ import yaml
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.gate import GateAction
 from vae_ood_monitor.core.typedefs import DecisionMode
-from vae_ood_monitor.ros.params import (check_value, defaults, gate_node_config, GATE_PARAMS,
-                                        monitor_node_config, MONITOR_PARAMS, ParamSpec,
+from vae_ood_monitor.ros.params import (camera_qos, check_value, defaults, gate_node_config,
+                                        GATE_PARAMS, monitor_node_config, MONITOR_PARAMS,
+                                        ParamSpec, qos_overrides_to_apply, QOS_POLICIES,
                                         with_live_values)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +112,17 @@ def test_run_time_parameters_change_a_running_config_and_the_others_wait() -> No
     for spec in MONITOR_PARAMS:
         if not spec.read_only:
             assert hasattr(config, spec.name), spec.name
+
+
+def test_qos_overrides_apply_at_first_subscription_then_only_those_given_at_start_up() -> None:
+    first = camera_qos(monitor_node_config({'model_path': 'm'}))
+    assert first == {'history': 'keep_last', 'depth': 1, 'reliability': 'best_effort'}
+    # the topic's first subscription declares the read-only parameters and takes their values
+    assert qos_overrides_to_apply(None, {}) == QOS_POLICIES
+    # after cleanup, qos_reliability: reliable and configure, the parameters still hold the
+    # first profile: applying them would silently keep best_effort
+    again = camera_qos(monitor_node_config({'model_path': 'm', 'qos_reliability': 'reliable'}))
+    assert again['reliability'] == 'reliable'
+    assert qos_overrides_to_apply(first, dict(first)) == ()
+    # qos_overrides.<topic>.subscription.depth: 5 given at start-up keeps applying
+    assert qos_overrides_to_apply(first, {**first, 'depth': 5}) == ('depth',)

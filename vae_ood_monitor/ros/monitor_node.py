@@ -20,7 +20,7 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray
@@ -39,8 +39,9 @@ from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float3
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
                                              stamp_to_ns, validate_on_set)
-from vae_ood_monitor.ros.params import (monitor_node_config, MONITOR_PARAMS, MonitorNodeConfig,
-                                        with_live_values)
+from vae_ood_monitor.ros.params import (camera_qos, monitor_node_config, MONITOR_PARAMS,
+                                        MonitorNodeConfig, qos_overrides_to_apply,
+                                        QOS_POLICIES, with_live_values)
 
 __all__ = ['MonitorNode', 'main']
 
@@ -88,6 +89,8 @@ class MonitorNode(Node):
         self._aggregate: dict[str, Any] = {}
         self._diagnostics_pub: Any = None
         self._monitor_provider = ''
+        #: resolved camera topic -> QoS of its first subscription (see qos_overrides_to_apply)
+        self._first_qos: dict[str, dict[str, Any]] = {}
         if self.get_parameter('autostart').value:
             self._autostart()
 
@@ -145,8 +148,20 @@ class MonitorNode(Node):
         msg_type = CompressedImage if is_compressed_topic(topic) else Image
         self._entities.append(self.create_subscription(
             msg_type, topic, lambda msg, c=camera: self._on_frame(c, msg), qos,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies()))
+            qos_overriding_options=self._qos_overriding_options(topic, config)))
         self._cameras[name] = camera
+
+    def _qos_overriding_options(self, topic: str, config: MonitorNodeConfig
+                                ) -> QoSOverridingOptions:
+        """Start-up qos_overrides win; otherwise qos_reliability/qos_depth, at every configure."""
+        resolved = self.resolve_topic_name(topic)
+        first = self._first_qos.get(resolved)
+        declared = {} if first is None else {
+            p: self.get_parameter(f'qos_overrides.{resolved}.subscription.{p}').value
+            for p in QOS_POLICIES}
+        policies = qos_overrides_to_apply(first, declared)
+        self._first_qos.setdefault(resolved, camera_qos(config))
+        return QoSOverridingOptions([QoSPolicyKind[p.upper()] for p in policies])
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         """Load and warm up the model, start the worker, enable the publishers."""

@@ -19,9 +19,9 @@ from vae_ood_monitor.core.session import SessionConfig
 from vae_ood_monitor.core.topics import camera_name
 from vae_ood_monitor.core.typedefs import DecisionMode
 
-__all__ = ['GATE_PARAMS', 'MONITOR_PARAMS', 'GateNodeConfig', 'MonitorNodeConfig', 'ParamSpec',
-           'check_value', 'defaults', 'gate_node_config', 'monitor_node_config',
-           'with_live_values']
+__all__ = ['GATE_PARAMS', 'MONITOR_PARAMS', 'QOS_POLICIES', 'GateNodeConfig', 'MonitorNodeConfig',
+           'ParamSpec', 'camera_qos', 'check_value', 'defaults', 'gate_node_config',
+           'monitor_node_config', 'qos_overrides_to_apply', 'with_live_values']
 
 _KINDS = ('str', 'str_list', 'int', 'float', 'bool')
 
@@ -196,6 +196,37 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
         diagnostics_period_s=float(v['diagnostics_period_s']),
         stale_after_s=float(v['stale_after_s']), alert_on_stale=v['alert_on_stale'],
         latency_budget_ms=float(v['latency_budget_ms']), autostart=v['autostart'])
+
+
+#: The policies QoSOverridingOptions.with_default_policies() declares as
+#: ``qos_overrides.<topic>.subscription.<policy>`` parameters.
+QOS_POLICIES = ('history', 'depth', 'reliability')
+
+
+def camera_qos(config: MonitorNodeConfig) -> dict[str, Any]:
+    """Return the camera subscriptions' QoS policies, spelt as rclpy's qos_overrides params."""
+    return {'history': 'keep_last', 'depth': config.qos_depth,
+            'reliability': config.qos_reliability}
+
+
+def qos_overrides_to_apply(first: Mapping[str, Any] | None,
+                           declared: Mapping[str, Any]) -> tuple[str, ...]:
+    """Return the policies whose ``qos_overrides.<topic>.subscription.*`` value should apply.
+
+    rclpy declares those parameters read-only when the first subscription on the topic is
+    created, each with the value given at start-up (``--ros-args -p``, launch parameters) or else
+    the profile the node asked for then; they cannot be changed or undeclared afterwards, and a
+    later subscription on the topic (after cleanup and configure) gets the same values back.
+    Applied as they are, they would silently undo a changed ``qos_reliability`` or
+    ``qos_depth``. So: for the topic's first subscription (``first`` is None) all policies, which
+    declares them; afterwards only those whose ``declared`` value differs from ``first`` (the
+    profile of that first subscription), i.e. the start-up overrides, which hold for the life of
+    the node. An override equal to the first profile cannot be told apart and yields to later
+    ``qos_*`` changes.
+    """
+    if first is None:
+        return QOS_POLICIES
+    return tuple(p for p in QOS_POLICIES if declared[p] != first[p])
 
 
 def with_live_values(config: MonitorNodeConfig, specs: tuple[ParamSpec, ...],
