@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -10,10 +11,10 @@ import yaml
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.gate import GateAction
 from vae_ood_monitor.core.typedefs import DecisionMode
-from vae_ood_monitor.ros.params import (camera_qos, check_value, defaults, gate_node_config,
-                                        GATE_PARAMS, monitor_node_config, MONITOR_PARAMS,
-                                        ParamSpec, qos_overrides_to_apply, QOS_POLICIES,
-                                        with_live_values)
+from vae_ood_monitor.ros.params import (camera_qos, check_refused, check_value, declare_all,
+                                        defaults, gate_node_config, GATE_PARAMS,
+                                        monitor_node_config, MONITOR_PARAMS, ParamSpec,
+                                        qos_overrides_to_apply, QOS_POLICIES, with_live_values)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,3 +127,47 @@ def test_qos_overrides_apply_at_first_subscription_then_only_those_given_at_star
     assert qos_overrides_to_apply(first, dict(first)) == ()
     # qos_overrides.<topic>.subscription.depth: 5 given at start-up keeps applying
     assert qos_overrides_to_apply(first, {**first, 'depth': 5}) == ('depth',)
+
+
+class _Refused(Exception):
+    """Stands in for rclpy's InvalidParameterTypeException / InvalidParameterValueException."""
+
+
+def _rclpy_like(overrides: dict[str, object],
+                declared: dict[str, object]) -> Callable[[ParamSpec, bool], None]:
+    """A declare(spec, ignore_override) that checks types and ranges strictly, as rclpy does."""
+    def declare(spec: ParamSpec, ignore_override: bool) -> None:
+        value = spec.default if ignore_override else overrides.get(spec.name, spec.default)
+        if type(value) is not type(spec.default):  # rclpy: 1 is no DOUBLE
+            raise _Refused(f"Trying to set parameter '{spec.name}' to '{value}'", spec.name)
+        if spec.low is not None and not spec.low <= value <= spec.high:  # type: ignore[operator]
+            raise _Refused(f'Invalid parameter value ({value}) for parameter', spec.name)
+        declared[spec.name] = value
+    return declare
+
+
+def test_start_up_values_rclpy_refuses_are_reported_instead_of_raised() -> None:
+    declared: dict[str, object] = {}
+    overrides = {'stale_after_s': 'soon', 'heartbeat_period_s': 1, 'threads': 65,
+                 'decision': 'cusum'}
+    problems = declare_all(MONITOR_PARAMS, _rclpy_like(overrides, declared), (_Refused,))
+    assert set(problems) == {'stale_after_s', 'heartbeat_period_s', 'threads'}
+    # every parameter is declared; the refused ones with their defaults
+    assert declared == {**defaults(MONITOR_PARAMS), 'decision': 'cusum'}
+    assert problems['stale_after_s'] == (
+        "stale_after_s: Trying to set parameter 'stale_after_s' to 'soon'; expected a number "
+        'written with a decimal point (1.0, not 1: rclpy refuses an integer for a float '
+        'parameter) in [0.05, 600]')
+    assert problems['threads'].endswith('expected an integer in [0, 64]')
+    with pytest.raises(ConfigError, match=r'^threads: .*; heartbeat_period_s: .*; stale_after_s: '
+                                          r'.*fix them in the parameter file or launch'):
+        check_refused(problems)
+    check_refused({})  # nothing refused: nothing to say
+
+
+def test_declaring_lets_other_errors_through() -> None:
+    def declare(spec: ParamSpec, ignore_override: bool) -> None:
+        raise ValueError('already declared')
+
+    with pytest.raises(ValueError, match='already declared'):
+        declare_all(GATE_PARAMS, declare, (_Refused,))

@@ -21,7 +21,7 @@ from vae_ood_monitor.core.gate import GatePolicy, GateState, Velocity
 from vae_ood_monitor.ros.messages import rclpy_kit, twist_to_velocity, velocity_to_twist
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
                                              validate_on_set)
-from vae_ood_monitor.ros.params import gate_node_config, GATE_PARAMS
+from vae_ood_monitor.ros.params import check_refused, gate_node_config, GATE_PARAMS
 
 __all__ = ['GateNode', 'main']
 
@@ -31,9 +31,10 @@ class GateNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('ood_gate', **kwargs)
-        declare_params(self, GATE_PARAMS, lifecycle=False)
+        refused = declare_params(self, GATE_PARAMS, lifecycle=False)
         self.add_on_set_parameters_callback(validate_on_set(GATE_PARAMS, self._apply))
         try:
+            check_refused(refused)
             config = gate_node_config(read_params(self, GATE_PARAMS))
         except VaeOodError as err:
             self.get_logger().fatal(f'invalid parameters: {err}')

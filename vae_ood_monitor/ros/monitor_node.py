@@ -39,9 +39,9 @@ from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float3
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
                                              stamp_to_ns, validate_on_set)
-from vae_ood_monitor.ros.params import (camera_qos, monitor_node_config, MONITOR_PARAMS,
-                                        MonitorNodeConfig, qos_overrides_to_apply,
-                                        QOS_POLICIES, with_live_values)
+from vae_ood_monitor.ros.params import (camera_qos, check_refused, monitor_node_config,
+                                        MONITOR_PARAMS, MonitorNodeConfig,
+                                        qos_overrides_to_apply, QOS_POLICIES, with_live_values)
 
 __all__ = ['MonitorNode', 'main']
 
@@ -72,7 +72,8 @@ class MonitorNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        declare_params(self, MONITOR_PARAMS, lifecycle=True)
+        #: start-up values rclpy refused; configure fails until they are set right
+        self._refused = declare_params(self, MONITOR_PARAMS, lifecycle=True)
         self.add_on_set_parameters_callback(validate_on_set(MONITOR_PARAMS, self._apply))
         self._kit = rclpy_kit()
         self._config: MonitorNodeConfig | None = None
@@ -96,6 +97,8 @@ class MonitorNode(Node):
 
     def _apply(self, values: dict[str, Any]) -> None:
         """Put run-time parameters into effect now; the others wait for the next configure."""
+        for name in values:  # a valid value replaces one refused at start-up
+            self._refused.pop(name, None)
         if self._config is not None:
             self._config = with_live_values(self._config, MONITOR_PARAMS, values)
 
@@ -110,6 +113,7 @@ class MonitorNode(Node):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         """Read and validate parameters; create publishers, subscriptions, timers, service."""
         try:
+            check_refused(self._refused)
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
         except Exception as err:
             self.get_logger().error(f'configure failed: {err}')

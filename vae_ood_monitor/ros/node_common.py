@@ -7,10 +7,11 @@ from typing import Any, Callable, TYPE_CHECKING
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
 
 from vae_ood_monitor.core.errors import VaeOodError
-from vae_ood_monitor.ros.params import check_value
+from vae_ood_monitor.ros.params import check_value, declare_all
 
 if TYPE_CHECKING:
     from rclpy.node import Node
@@ -42,16 +43,23 @@ def _descriptor(spec: ParamSpec, lifecycle: bool) -> ParameterDescriptor:
     return descriptor
 
 
-def declare_params(node: Node, specs: tuple[ParamSpec, ...], *, lifecycle: bool) -> None:
+def declare_params(node: Node, specs: tuple[ParamSpec, ...], *,
+                   lifecycle: bool) -> dict[str, str]:
     """Declare every parameter with its descriptor (ranges, description).
 
     The type comes from the default, which is never an empty list (rclpy would make that a
     byte array), and float defaults are floats, so YAML overrides must be written as 1.0.
     ``lifecycle``: read-only specs take effect on the next configure; otherwise they are
-    read-only parameters (set once, from overrides, at start-up).
+    read-only parameters (set once, from overrides, at start-up). Returns the start-up values
+    rclpy refused (wrong type, out of range) by name, declared with their defaults instead
+    (:func:`~vae_ood_monitor.ros.params.declare_all`); pass it to ``check_refused``.
     """
-    for spec in specs:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec, lifecycle))
+    def declare(spec: ParamSpec, ignore_override: bool) -> None:
+        node.declare_parameter(spec.name, spec.default, _descriptor(spec, lifecycle),
+                               ignore_override=ignore_override)
+
+    return declare_all(specs, declare,
+                       (InvalidParameterTypeException, InvalidParameterValueException))
 
 
 def read_params(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.gate import GateConfig
@@ -20,8 +20,9 @@ from vae_ood_monitor.core.topics import camera_name
 from vae_ood_monitor.core.typedefs import DecisionMode
 
 __all__ = ['GATE_PARAMS', 'MONITOR_PARAMS', 'QOS_POLICIES', 'GateNodeConfig', 'MonitorNodeConfig',
-           'ParamSpec', 'camera_qos', 'check_value', 'defaults', 'gate_node_config',
-           'monitor_node_config', 'qos_overrides_to_apply', 'with_live_values']
+           'ParamSpec', 'camera_qos', 'check_refused', 'check_value', 'declare_all', 'defaults',
+           'gate_node_config', 'monitor_node_config', 'qos_overrides_to_apply',
+           'with_live_values']
 
 _KINDS = ('str', 'str_list', 'int', 'float', 'bool')
 
@@ -131,6 +132,52 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     if spec.choices and value not in spec.choices:
         return f'{spec.name} {value!r} must be one of: {", ".join(spec.choices)}'
     return None
+
+
+_EXPECTED = {'str': 'a string', 'str_list': 'a list of strings', 'int': 'an integer',
+             'float': 'a number written with a decimal point (1.0, not 1: rclpy refuses an '
+                      'integer for a float parameter)',
+             'bool': 'true or false'}
+
+
+def _expected(spec: ParamSpec) -> str:
+    text = _EXPECTED[spec.kind]
+    if spec.low is not None and spec.high is not None:
+        text += f' in [{spec.low:g}, {spec.high:g}]'
+    if spec.choices:
+        text += f', one of: {", ".join(spec.choices)}'
+    return text
+
+
+def declare_all(specs: tuple[ParamSpec, ...], declare: Callable[[ParamSpec, bool], object],
+                refused: tuple[type[Exception], ...]) -> dict[str, str]:
+    """Declare every spec with ``declare(spec, ignore_override)``; return what rclpy refused.
+
+    rclpy's declare_parameter raises when the value given at start-up (parameter file, launch
+    argument, ``-p``) has the wrong type (InvalidParameterTypeException: a string, or 1, for a
+    float parameter) or lies outside the descriptor's range (InvalidParameterValueException);
+    uncaught, that escapes the node's constructor as a traceback. A refused parameter is
+    declared again with its default, ignoring the start-up value, and name -> what was wrong and
+    what to write instead is returned, for the node's "invalid parameters" path
+    (:func:`check_refused`).
+    """
+    problems = {}
+    for spec in specs:
+        try:
+            declare(spec, False)
+        except refused as err:
+            declare(spec, True)
+            detail = err.args[0] if err.args else err  # Humble's args also hold the name
+            problems[spec.name] = f'{spec.name}: {detail}; expected {_expected(spec)}'
+    return problems
+
+
+def check_refused(problems: Mapping[str, str]) -> None:
+    """Raise ConfigError naming the start-up values rclpy refused (see :func:`declare_all`)."""
+    if problems:
+        raise ConfigError(f'{"; ".join(problems.values())}. rclpy refused these start-up values '
+                          'and the defaults stand in: fix them in the parameter file or launch '
+                          'arguments.')
 
 
 def _checked(specs: tuple[ParamSpec, ...], values: Mapping[str, Any]) -> dict[str, Any]:
