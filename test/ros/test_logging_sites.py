@@ -2,7 +2,9 @@
 
 So a node must never pick the logging method at run time (``log = logger.warning if bad else
 logger.info``; ``getattr(logger, level)``): the second severity at that site kills the
-callback. The nodes cannot run here without ROS, so their source is checked instead.
+callback. It also throttles per call site (``throttle_duration_sec``), so a message about one
+camera must not be throttled there. The nodes cannot run here without ROS, so their source is
+checked instead.
 """
 
 from __future__ import annotations
@@ -47,3 +49,30 @@ def test_the_check_finds_run_time_severity_choices() -> None:
 @pytest.mark.parametrize('path', SOURCES, ids=lambda p: p.name)
 def test_ros_nodes_call_each_severity_from_its_own_site(path: Path) -> None:
     assert dynamic_severity_sites(path.read_text()) == [], path
+
+
+def per_camera_throttled_sites(source: str) -> list[int]:
+    """Line numbers of logger calls about one camera that rclpy throttles.
+
+    rclpy throttles per call site, not per message: one camera's repeated errors would hide
+    every other camera's. Per-camera messages go through ros.health.LogThrottle instead.
+    """
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and getattr(node.func, 'attr', None) in LEVELS
+                and any(k.arg == 'throttle_duration_sec' for k in node.keywords)
+                and node.args and 'camera' in ast.unparse(node.args[0])):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_the_check_finds_per_camera_messages_throttled_per_call_site() -> None:
+    source = ('self.get_logger().warning(f"{camera.topic}: {err}", throttle_duration_sec=5.0)\n'
+              'self.get_logger().error(f"heartbeat failed: {err}", throttle_duration_sec=5.0)\n'
+              'self.get_logger().warning(f"{camera.topic}: {err}")\n')
+    assert per_camera_throttled_sites(source) == [1]
+
+
+@pytest.mark.parametrize('path', SOURCES, ids=lambda p: p.name)
+def test_per_camera_messages_are_throttled_per_camera(path: Path) -> None:
+    assert per_camera_throttled_sites(path.read_text()) == [], path

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import threading
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -34,7 +35,7 @@ from vae_ood_monitor.core.overlay import render_debug_image
 from vae_ood_monitor.core.stats import RateMeter
 from vae_ood_monitor.core.topics import (camera_name, is_compressed_topic, MONITOR_NODE,
                                          output_topics)
-from vae_ood_monitor.ros.health import camera_stale
+from vae_ood_monitor.ros.health import camera_stale, LogThrottle
 from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float32_msg,
                                           image_msg, kl_msg, rclpy_kit)
 from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
@@ -90,6 +91,7 @@ class MonitorNode(Node):
         self._aggregate: dict[str, Any] = {}
         self._diagnostics_pub: Any = None
         self._monitor_provider = ''
+        self._frame_log = LogThrottle(5.0)  # per camera: rclpy throttles per call site
         #: resolved camera topic -> QoS of its first subscription (see qos_overrides_to_apply)
         self._first_qos: dict[str, dict[str, Any]] = {}
         if self.get_parameter('autostart').value:
@@ -277,8 +279,11 @@ class MonitorNode(Node):
                 try:
                     self._process(*item)
                 except Exception as err:  # never let the worker die
-                    self.get_logger().error(f'unexpected error while processing a frame: {err}',
-                                            throttle_duration_sec=5.0)
+                    camera = item[0]
+                    held = self._frame_log.admit((camera.name, 'unexpected'), time.monotonic_ns())
+                    if held is not None:
+                        self.get_logger().error(f'{camera.topic}: unexpected error while '
+                                                f'processing a frame: {err}{_held_note(held)}')
 
     def _process(self, camera: _Camera, msg: Any, drops: int) -> None:
         stamp = stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
@@ -291,7 +296,9 @@ class MonitorNode(Node):
             try:
                 decision = monitor.process(msg, stamp, camera.name)
             except VaeOodError as err:  # counted by the Monitor
-                self.get_logger().warning(f'{camera.topic}: {err}', throttle_duration_sec=5.0)
+                held = self._frame_log.admit(camera.name, time.monotonic_ns())
+                if held is not None:
+                    self.get_logger().warning(f'{camera.topic}: {err}{_held_note(held)}')
                 return
             except Exception as err:
                 monitor.record_failure(camera.name, err)
@@ -375,6 +382,10 @@ class MonitorNode(Node):
         response.success = True
         response.message = 'sequential state cleared for all cameras'
         return response
+
+
+def _held_note(held: int) -> str:
+    return f' ({held} more held back since the last report)' if held else ''
 
 
 def main(args: list[str] | None = None) -> int:
