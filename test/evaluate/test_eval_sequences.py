@@ -178,6 +178,8 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
             'onsets: none; first detecting frames: all 2.') in table
     assert 'Missed by threshold (1): fog_m3_0 (fog m3).' in table
     assert not any(line.startswith('Missed by cusum') for line in table)
+    assert ('False alarms: alarm onsets on in-distribution (ID) frames, per 1,000 distinct ID '
+            'frames ("in N": N distinct ID frames).') in table  # no copies share frames here
 
 
 def _latch_misses(traces: dict[str, dict[str, Any]], level: float) -> int:
@@ -256,6 +258,53 @@ def test_matched_threshold_is_the_strictest_level(bundle: Bundle, seed: int) -> 
     else:
         assert matched['missed_segments'] > target
         assert matched['missed_segments'] < best or not stricter
+
+
+def test_copies_of_one_drive_count_their_shared_frames_once(bundle: Bundle) -> None:
+    # a drive with a spike at frame 5 and three shifted copies of it: each starts with the
+    # same clean frames (the same threshold false alarm on the spike); m3 has clean frames
+    # after its span too, seen by a detector that has been through the shift: they count
+    base = np.full(N, 1.5)
+    base[5] = 10.0
+    shifted = base.copy()
+    shifted[20:] = 10.0
+    middle = base.copy()
+    middle[16:30] = 10.0  # from the first frame the spike's alarm has cleared
+    sequences = [LabelledSequence('id_0', 'none', 'id', _kl(base), _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(shifted), _truth(20, 40),
+                                  base='id_0'),
+                 LabelledSequence('brightness_m2_0', 'brightness', 'm2', _kl(shifted),
+                                  _truth(20, 40), base='id_0'),
+                 LabelledSequence('rain_m3_0', 'rain', 'm3', _kl(middle), _truth(16, 30),
+                                  base='id_0'),
+                 # another drive that happens to have the same KL: its frames are its own
+                 LabelledSequence('id_1', 'none', 'id', _kl(base), _truth(0, 0))]
+    summary, traces = evaluate_sequences(bundle, sequences, modes=(DecisionMode.THRESHOLD,))
+    threshold = summary['modes']['threshold']
+    # ID frames 40 + 20 + 20 + 26 + 40; the copies' first 20, 20 and 16 repeat id_0's
+    assert (threshold['id_frames'], threshold['repeated_id_frames']) == (90, 56)
+    assert (summary['id_frames'], summary['repeated_id_frames']) == (90, 56)
+    assert threshold['false_alarms'] == 2  # id_0's spike and id_1's, not the copies'
+    assert threshold['false_alarms_per_1000_id_frames'] == pytest.approx(2000 / 90)
+    assert threshold['partitions']['all']['false_alarms'] == 2
+    assert [traces[s.name]['repeated'] for s in sequences] == [0, 20, 20, 16, 0]
+    # within a group a copy repeats the copies before it: m2 rain and brightness share 20
+    # frames, rain m2 and m3 share 16
+    m2 = summary['sequence_modes']['m2']['threshold']
+    assert (m2['id_frames'], m2['repeated_id_frames'], m2['false_alarms']) == (20, 20, 1)
+    rain = summary['shifts']['rain']['threshold']
+    assert (rain['id_frames'], rain['repeated_id_frames'], rain['false_alarms']) == (30, 16, 1)
+    assert summary['shifts']['none']['threshold']['id_frames'] == 80
+    table = format_sequence_table(summary).splitlines()
+    assert '| all sequences | threshold | 0 | 0.0 | 0/3 | 22.22 (2 in 90) | 100.0% |' in table
+    assert ('False alarms: alarm onsets on in-distribution (ID) frames, per 1,000 distinct ID '
+            'frames ("in N": N distinct ID frames); the 56 ID frames that shifted copies of a '
+            'drive share with it from its first frame on (the same frames, the detectors in '
+            'the same state) count once, and so do alarms on them.') in table
+    # the CUSUM's matched per-frame rule counts them alike
+    full, _ = evaluate_sequences(bundle, sequences)
+    assert full['threshold_matched']['repeated_id_frames'] == 56
+    assert full['threshold_matched']['id_frames'] == 90
 
 
 def test_missed_sequences_are_named_with_their_severity(bundle: Bundle) -> None:
@@ -339,10 +388,16 @@ def test_build_sequences_on_tiny_frames() -> None:
     assert all(low <= s.severity <= high for s in (m2, m3))
     assert np.flatnonzero(m2.truth).tolist() == list(range(12, 24))
     assert np.flatnonzero(m3.truth).tolist() == list(range(6, 18))
-    for seq in (m2, m3):  # clean frames keep their KL, shifted ones change
-        assert (seq.shift, seq.kl.shape) == ('rain', (24, 4))
+    for seq in (m2, m3):  # clean frames keep their KL (the drive's rows), shifted ones change
+        assert (seq.shift, seq.kl.shape, seq.base) == ('rain', (24, 4), 'id_0')
         np.testing.assert_allclose(seq.kl[~seq.truth], clean[~seq.truth])
+        np.testing.assert_array_equal(seq.kl[~seq.truth], sequences[0].kl[~seq.truth])
         assert not np.allclose(seq.kl[seq.truth], clean[seq.truth])
+    assert all(s.base is None for s in sequences[:4])
+    # the copies' frames before their onset are id_0's: 12 (m2) and 6 (m3) counted once; m3's
+    # last 6 clean frames follow the shift, and count
+    summary, _ = evaluate_sequences(bundle, sequences)
+    assert (summary['id_frames'], summary['repeated_id_frames']) == (96 + 6, 12 + 6)
     every = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
     assert len(every) == 4 + 2 * 4 and every[-1].name == 'rain_m1_3'
     again = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))

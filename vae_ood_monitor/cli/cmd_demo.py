@@ -128,7 +128,7 @@ def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
     print(format_table(evaluation))
     print()
     print('Sequences (m1: all frames OOD, m2: second half, m3: middle half; false alarms over '
-          f'{summary["id_frames"]} in-distribution frames):')
+          f'{summary["id_frames"]} distinct in-distribution frames):')
     print(table)
     print(f'\nmodel: {model}   report: {work / "report" / "report.md"}')
     return evaluation.to_dict()

@@ -37,7 +37,9 @@ class LabelledSequence:
     """One sequence: its name, shift and mode, per-dim KL (T, D) and truth (T,) (True = OOD).
 
     ``severity``: the shift's severity when it was synthesised (None for recorded or clean
-    sequences); reports name it next to missed sequences.
+    sequences); reports name it next to missed sequences. ``base``: the name of the sequence
+    whose frames a shifted copy was made from (None: a drive of its own); the evaluation
+    counts the in-distribution frames that copies of one drive share once.
     """
 
     name: str
@@ -46,11 +48,18 @@ class LabelledSequence:
     kl: NDArray[np.float64]
     truth: NDArray[np.bool_]
     severity: float | None = None
+    base: str | None = None
 
 
 @dataclass
 class ModeSummary:
-    """Results of one decision mode over a set of sequences."""
+    """Results of one decision mode over a set of sequences.
+
+    ``id_frames`` counts distinct in-distribution frames: the frames a shifted copy of a drive
+    shares with a sequence of the same drive counted before it, from their first frame on, are
+    the same frames seen by a detector in the same state (so with the same alarms); they are
+    counted in ``repeated_id_frames`` instead, and alarms raised on them are not counted again.
+    """
 
     mode: str
     delays: list[int] = field(default_factory=list)
@@ -58,6 +67,7 @@ class ModeSummary:
     segments: int = 0
     false_alarms: int = 0
     id_frames: int = 0
+    repeated_id_frames: int = 0
     detected_frames: int = 0
     ood_frames: int = 0
     #: per partition: false alarm onsets and first detecting frames it triggered on
@@ -65,7 +75,7 @@ class ModeSummary:
 
     @property
     def false_alarms_per_1000(self) -> float:
-        """False alarm onsets per 1,000 in-distribution frames."""
+        """False alarm onsets per 1,000 distinct in-distribution frames."""
         return 1000.0 * self.false_alarms / max(1, self.id_frames)
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,6 +87,7 @@ class ModeSummary:
             'p95_delay': float(np.percentile(delays, 95)) if delays.size else None,
             'missed_segments': self.missed, 'segments': self.segments,
             'false_alarms': self.false_alarms, 'id_frames': self.id_frames,
+            'repeated_id_frames': self.repeated_id_frames,
             'false_alarms_per_1000_id_frames': self.false_alarms_per_1000,
             'frame_detection_rate': self.detected_frames / max(1, self.ood_frames),
             **({'partitions': self.partitions} if self.partitions else {}),
@@ -90,7 +101,9 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
     """Every in-distribution sequence of ``frames`` as is, plus shifted copies.
 
     For each shift and mode, the first ``per_kind`` sequences (all when None) get the shift at
-    a test-range severity (drawn per sequence) on the mode's OOD frames.
+    a test-range severity (drawn per sequence) on the mode's OOD frames. Outside its OOD span a
+    copy is its drive's frames unchanged: it takes their KL from the drive's (encoded once)
+    and names the drive as its ``base``.
     """
     from vae_ood_monitor.data.sequences import shift_sequence
     from vae_ood_monitor.data.shifts import sample_severity
@@ -110,8 +123,11 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
                 severity = sample_severity(shift, 'test', rng)
                 images, truth = shift_sequence(frames.images[idx], shift, severity, mode,
                                                seed + 17 * n)
-                out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, kl(images),
-                                            truth, severity))
+                rows = clean[idx]  # its ID frames are the drive's frames, unchanged
+                if truth.any():
+                    rows[truth] = kl(images[truth])
+                out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, rows, truth,
+                                            severity, base=out[n].name))
     return out
 
 
@@ -138,7 +154,9 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     (``sequence_modes``: m1, m2, m3 over every shift; their false alarms are those before the
     onset in those sequences only): median and p95 detection delay in
     frames (from each OOD onset to the first alert inside the OOD span), missed OOD spans,
-    false alarm onsets (alerts rising on in-distribution frames) per 1,000 ID frames; plus the
+    false alarm onsets (alerts rising on in-distribution frames) per 1,000 distinct ID frames
+    (see :class:`ModeSummary`: within each of these groups, the first frames that a copy shares
+    with an earlier sequence of its ``base`` drive count once); plus the
     frame-level AUROC of the per-frame evidence and of the CUSUM statistic (relative to tau),
     and per decision mode the sequences with a missed OOD span (``missed_sequences``: name,
     shift, mode, severity). With the CUSUM, ``threshold_matched`` is the per-frame rule at the
@@ -159,9 +177,16 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     traces: dict[str, dict[str, Any]] = {}
     missed: dict[str, list[dict[str, Any]]] = {m.value: [] for m in modes}
     truths, evidence, cusum = [], [], []
+    seen: dict[tuple[str, str], list[LabelledSequence]] = {}  # (group, drive): counted ones
     for seq in sequences:
+        # frames at its start that an earlier sequence of the same drive had, per group
+        keys = ['', f'shift {seq.shift}'] + ([f'mode {seq.mode}'] if seq.truth.any() else [])
+        repeated = [_repeated_prefix(seq, seen.setdefault((key, seq.base or seq.name), []))
+                    for key in keys]
+        for key in keys:
+            seen[key, seq.base or seq.name].append(seq)
         trace: dict[str, Any] = {'truth': seq.truth, 'shift': seq.shift, 'mode': seq.mode,
-                                 'severity': seq.severity}
+                                 'severity': seq.severity, 'repeated': repeated[0]}
         for mode in modes:
             result = Decider(partitions, mode, clear_frames, cusum_cap).run(seq.kl)
             alert = result['alert']
@@ -172,8 +197,8 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                 groups.append(per_kind.setdefault(seq.mode, {}).setdefault(
                     mode.value, ModeSummary(mode.value)))
             fired = {name: result[f'{name}.triggered'] for name in names}
-            for summary in groups:
-                lost = _account(summary, alert, seq.truth, fired)
+            for summary, shared in zip(groups, repeated):
+                lost = _account(summary, alert, seq.truth, fired, shared)
             trace[f'missed.{mode.value}'] = lost
             if lost:
                 missed[mode.value].append({'sequence': seq.name, 'shift': seq.shift,
@@ -194,9 +219,11 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
             cusum.append(trace['cusum'])
         traces[seq.name] = trace
     truth = np.concatenate(truths)
+    repeats = sum(trace['repeated'] for trace in traces.values())
     summary: dict[str, Any] = {
         'sequences': len(sequences), 'frames': int(truth.size),
-        'id_frames': int((~truth).sum()), 'ood_frames': int(truth.sum()),
+        'id_frames': int((~truth).sum()) - repeats, 'repeated_id_frames': repeats,
+        'ood_frames': int(truth.sum()),
         'modes': {m: s.as_dict() for m, s in overall.items()},
         'shifts': {shift: {m: s.as_dict() for m, s in modes_.items()}
                    for shift, modes_ in per_shift.items()},
@@ -232,7 +259,7 @@ def _matched_threshold(traces: dict[str, dict[str, Any]], missed_target: int,
     for trace in traces.values():
         latch = AlertLatch(clear_frames)
         alert = np.array([latch.update(bool(e > level)) for e in trace['evidence']], bool)
-        _account(summary, alert, trace['truth'])
+        _account(summary, alert, trace['truth'], repeated=trace.get('repeated', 0))
     matched = matched and summary.missed <= missed_target
     return {'evidence_level': level, 'matched': matched, **summary.as_dict()}
 
@@ -280,16 +307,35 @@ def _strictest_level(traces: dict[str, dict[str, Any]], missed_target: int,
     return float(levels[int(np.argmin(missed))]), False
 
 
+def _repeated_prefix(seq: LabelledSequence, earlier: Sequence[LabelledSequence]) -> int:
+    """Count the ID frames at the start of ``seq`` that one of ``earlier`` starts with too.
+
+    The same KL rows from the first frame on, in-distribution in both: the detectors, started
+    fresh on each sequence, are in the same state on them and raise the same alarms.
+    """
+    longest = 0
+    for other in earlier:
+        n = min(len(seq.kl), len(other.kl))
+        same = (np.all(seq.kl[:n] == other.kl[:n], axis=1) & ~seq.truth[:n]
+                & ~other.truth[:n])
+        longest = max(longest, n if same.all() else int(np.argmin(same)))
+    return longest
+
+
 def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.bool_],
-             fired: dict[str, NDArray[np.bool_]] | None = None) -> bool:
+             fired: dict[str, NDArray[np.bool_]] | None = None, repeated: int = 0) -> bool:
     """Add one sequence; ``fired``: per partition, the frames it triggered on.
 
-    Returns whether an OOD span of the sequence was missed.
+    Its first ``repeated`` frames (in-distribution) were counted with an earlier sequence: they
+    and the alarms rising on them count as repeated, not again. Returns whether an OOD span of
+    the sequence was missed.
     """
     rising = alert & ~np.r_[False, alert[:-1]]
-    false_onsets = np.flatnonzero(rising & ~truth)
+    new = np.arange(truth.size) >= repeated
+    false_onsets = np.flatnonzero(rising & ~truth & new)
     summary.false_alarms += int(false_onsets.size)
-    summary.id_frames += int(np.count_nonzero(~truth))
+    summary.id_frames += int(np.count_nonzero(~truth & new))
+    summary.repeated_id_frames += int(np.count_nonzero(~truth & ~new))
     summary.ood_frames += int(np.count_nonzero(truth))
     summary.detected_frames += int(np.count_nonzero(alert & truth))
     first_hits, lost = [], False
@@ -338,11 +384,17 @@ def format_sequence_table(summary: dict[str, Any]) -> str:
                      f'{matched["false_alarms_per_1000_id_frames"]:.2f} '
                      f'({matched["false_alarms"]} in {matched["id_frames"]}) | '
                      f'{matched["frame_detection_rate"]:.1%} |')
-        if not equal:
-            cusum = summary['modes']['cusum']['missed_segments']
-            lines += ['', f'No per-frame evidence level detects as many OOD spans as the CUSUM '
-                      f'(at best {matched["missed_segments"]} missed, CUSUM {cusum}): the '
-                      'per-frame rule is not compared at equal detection.']
+    repeats = summary.get('repeated_id_frames', 0)
+    lines += ['', 'False alarms: alarm onsets on in-distribution (ID) frames, per 1,000 distinct '
+              'ID frames ("in N": N distinct ID frames)' + (
+                  f'; the {repeats} ID frames that shifted copies of a drive share with it from '
+                  'its first frame on (the same frames, the detectors in the same state) count '
+                  'once, and so do alarms on them.' if repeats else '.')]
+    if matched and not matched.get('matched', True):
+        cusum = summary['modes']['cusum']['missed_segments']
+        lines += ['', f'No per-frame evidence level detects as many OOD spans as the CUSUM '
+                  f'(at best {matched["missed_segments"]} missed, CUSUM {cusum}): the '
+                  'per-frame rule is not compared at equal detection.']
     for mode, m in summary['modes'].items():
         if m.get('partitions'):
             lines += ['', f'Which partitions raised the {mode} alerts (several can at once): '
