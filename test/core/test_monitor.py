@@ -8,6 +8,7 @@ as the plain numpy RGB frame.
 from __future__ import annotations
 
 from pathlib import Path
+import time
 from types import SimpleNamespace
 
 import cv2
@@ -199,6 +200,20 @@ def test_counts_and_independent_cameras() -> None:
     assert len(monitor.latency('left')) == 3
     assert monitor.processed_rate('left') >= 0.0
     assert len(encoder.batches) == 4
+
+
+def test_processed_rate_falls_when_frames_stop(bundle: Bundle,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0]
+    monkeypatch.setattr(time, 'monotonic_ns', lambda: now[0])
+    monitor = Monitor(bundle, MonitorConfig(session=FAST))
+    for i in range(10):  # 20 Hz, the last frame at 0.45 s
+        now[0] = i * 50_000_000
+        monitor.process(picture(), stamp_ns=i)
+    now[0] = 475_000_000
+    assert monitor.processed_rate('camera') == pytest.approx(20.0)
+    now[0] = 4_450_000_000
+    assert monitor.processed_rate('camera') == pytest.approx(0.25)  # silent for 4 s
 
 
 def test_fake_encoder_receives_the_preprocessed_frame() -> None:

@@ -91,6 +91,22 @@ def test_rate_meter_window_and_degenerate_times() -> None:
     assert same.rate() == 0.0
 
 
+def test_rate_meter_falls_while_silent() -> None:
+    meter = RateMeter()
+    for i in range(10):
+        meter.tick(i * 100_000_000)  # 10 Hz, the last tick at 0.9 s
+    assert meter.rate(950_000_000) == pytest.approx(10.0)  # the next one is not due yet
+    assert meter.rate(1_900_000_000) == pytest.approx(1.0)  # 1 s of silence: at most 1 Hz
+    assert meter.rate(10_900_000_000) == pytest.approx(0.1)
+    assert meter.rate(0) == pytest.approx(10.0)  # a time before the last tick is ignored
+    assert meter.rate() == pytest.approx(10.0)  # without now_ns: the window alone
+    meter.tick(11_000_000_000)  # it came back
+    assert meter.rate(11_000_000_000) == pytest.approx(10 / 11)  # 10 intervals in 11 s
+    single = RateMeter()
+    single.tick(0)
+    assert single.rate(5_000_000_000) == 0.0
+
+
 def test_counts_merge() -> None:
     a = Counts(processed=5, dropped=1, failed=Counter({'ImageEncodingError': 2}), alerts=3)
     b = Counts(processed=7, failed=Counter({'ImageEncodingError': 1, 'BundleError': 4}))

@@ -217,8 +217,11 @@ class Monitor:
         return self._camera(camera).latency
 
     def processed_rate(self, camera: str) -> float:
-        """Frames per second processed for ``camera`` (wall clock, recent window)."""
-        return self._camera(camera).rate.rate()
+        """Frames per second processed for ``camera`` (wall clock, recent window).
+
+        Falls towards 0 while no frame is processed (:meth:`RateMeter.rate` with the time now).
+        """
+        return self._camera(camera).rate.rate(time.monotonic_ns())
 
     def last_decision(self, camera: str) -> Decision | None:
         """Return the latest decision for ``camera`` (None before its first frame)."""

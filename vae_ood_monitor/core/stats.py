@@ -88,11 +88,22 @@ class RateMeter:
         """Record one event at ``t_ns``."""
         self._times.append(int(t_ns))
 
-    def rate(self) -> float:
-        """Events per second over the window, 0.0 with fewer than two events."""
+    def rate(self, now_ns: int | None = None) -> float:
+        """Events per second over the window, 0.0 with fewer than two events.
+
+        With ``now_ns`` (the ticks' clock) the silence since the last event counts too: the rate
+        is at most one event per that silence, so a source that stopped reads 1 / silence (0.1
+        after 10 s) and falls towards 0 instead of showing its old rate forever. While events
+        come no later than the window's mean interval this changes nothing; an event overdue
+        lowers the reading until it arrives. A ``now_ns`` before the last event is ignored.
+        """
         if len(self._times) < 2 or self._times[-1] <= self._times[0]:
             return 0.0
-        return (len(self._times) - 1) * 1e9 / (self._times[-1] - self._times[0])
+        last = self._times[-1]
+        rate = (len(self._times) - 1) * 1e9 / (last - self._times[0])
+        if now_ns is not None and now_ns > last:
+            rate = min(rate, 1e9 / (now_ns - last))
+        return rate
 
 
 @dataclass

@@ -315,7 +315,8 @@ class MonitorNode(Node):
         assert self._config is not None
         if self._config.publish_debug_image and pubs['debug_image'].get_subscription_count():
             total = decision.latency.total / 1e6
-            lines = (f'{camera.name}: {total:.1f} ms/frame, in {camera.input_rate.rate():.1f} Hz',
+            rate = camera.input_rate.rate(self.get_clock().now().nanoseconds)
+            lines = (f'{camera.name}: {total:.1f} ms/frame, in {rate:.1f} Hz',
                      f'provider {self._monitor_provider}, dropped {camera.dropped_total}')
             overlay = render_debug_image(to_rgb8(msg), decision, self._config.debug_image_width,
                                          lines)
@@ -362,7 +363,7 @@ class MonitorNode(Node):
                     return
                 for camera in self._cameras.values():
                     entries.append(camera_diagnostics(
-                        monitor, camera.name, input_rate=camera.input_rate.rate(),
+                        monitor, camera.name, input_rate=camera.input_rate.rate(now.nanoseconds),
                         stale=self._stale(camera, now.nanoseconds),
                         latency_budget_ms=self._config.latency_budget_ms or None))
                 entries.append(model_diagnostics(monitor, self._config.model_path))
