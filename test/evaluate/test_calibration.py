@@ -84,6 +84,8 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('change_offset', 1.0, r'change_offset 1.0 must be a quantile level in \[0, 1\)'),
     ('change_offset', -0.1, r'change_offset -0.1 must be a quantile level'),
     ('selection', 'best', r"selection 'best' is not supported; choose one of: all, paper"),
+    ('cusum_cap', 0.5, 'cusum_cap 0.5 must be finite and >= 1'),
+    ('cusum_cap', float('inf'), 'cusum_cap inf must be finite and >= 1'),
 ])
 def test_bad_options(field: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -56,6 +56,22 @@ def test_log_martingale_by_hand() -> None:
         -math.log(2.0))
 
 
+@pytest.mark.parametrize('tail', list(Tail))
+def test_log_martingales_take_broken_scores_as_the_runtime_does(tail: Tail) -> None:
+    # NaN / inf KL (broken encoder output) gets the smallest p-value in every tail, offline as
+    # on the robot, so calibration and evaluation count the alarms the robot raises
+    from vae_ood_monitor.core.detector import PartitionDetector
+    from vae_ood_monitor.core.manifest import CusumParams
+    from vae_ood_monitor.core.typedefs import DecisionMode
+
+    part = Partition('p', (0, 1), calibration_scores=np.arange(1.0, 20.0), threshold=19.0,
+                     threshold_low=1.0, tail=tail, cusum=CusumParams(WINDOW, 1.0, 10.0))
+    kl = np.array([[3.0, 2.0], [np.nan, 1.0], [np.inf, 0.0], [-np.inf, 0.0], [4.0, 4.0]])
+    detector = PartitionDetector(part, DecisionMode.CUSUM)
+    online = [detector.update(row).log_martingale for row in kl]
+    np.testing.assert_allclose(log_martingales(part, kl, WINDOW), online, rtol=1e-12)
+
+
 def test_log_martingale_follows_the_tail() -> None:
     low = np.array([[0.01, 0.01]] * 5)  # far below every calibration score
     assert log_martingales(_partition(Tail.LOWER), low, WINDOW)[-1] > 3.0
@@ -80,6 +96,9 @@ def test_fit_gives_no_false_alarms_and_detects_every_shift() -> None:
     fit = fit_cusum(part, id_sequences, shifted, window=WINDOW)
     params = fit.params
     assert fit.partition == 'all' and params.window == WINDOW
+    assert params.cap == 2.0  # the cap alarms were counted with travels in the manifest
+    assert fit_cusum(part, id_sequences[:3], shifted[:2], window=WINDOW,
+                     cusum_cap=1.5).params.cap == 1.5
     assert (fit.id_frames, fit.id_sequences, fit.validation_sequences) == (1200, 10, 6)
     assert fit.id_alarms == 0 and fit.missed == 0
     assert fit.median_delay <= 10 and fit.p95_delay <= 15

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ['conformal_p_value', 'conformal_p_values', 'kl_per_dim', 'partition_scores']
+__all__ = ['conformal_p_value', 'conformal_p_values', 'kl_per_dim', 'monitor_p_values',
+           'partition_scores']
 
 
 def kl_per_dim(mu: ArrayLike, logvar: ArrayLike) -> NDArray[np.float64]:
@@ -68,3 +69,16 @@ def conformal_p_values(sorted_calibration: NDArray[np.float64], scores: ArrayLik
     if tail is Tail.LOWER:
         return lower
     return np.minimum(1.0, 2.0 * np.minimum(upper, lower))
+
+
+def monitor_p_values(sorted_calibration: NDArray[np.float64], scores: ArrayLike,
+                     tail: Tail | str = Tail.UPPER) -> NDArray[np.float64]:
+    """Return p-values as the runtime's detectors take them.
+
+    :func:`conformal_p_values` of finite scores, and the smallest p-value there is, 1 / (N + 1),
+    for NaN or infinite ones (broken encoder output is as far from normal as it gets, whatever
+    the tail).
+    """
+    scores = np.asarray(scores, np.float64)
+    p_values = conformal_p_values(sorted_calibration, scores, tail)
+    return np.where(np.isfinite(scores), p_values, 1.0 / (sorted_calibration.size + 1))

@@ -26,6 +26,7 @@ The report (what was chosen and why, with validation figures) goes into the mani
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+import math
 from typing import Any, Callable, Mapping, TYPE_CHECKING
 
 import numpy as np
@@ -101,6 +102,9 @@ class CalibrationOptions:
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
         if self.window < 1 or self.margin < 0 or self.paper_dims < 1:
             raise ConfigError('window and paper_dims must be >= 1 and margin >= 0.')
+        if not (math.isfinite(self.cusum_cap) and self.cusum_cap >= 1.0):
+            raise ConfigError(f'cusum_cap {self.cusum_cap!r} must be finite and >= 1 (a '
+                              'multiple of tau).')
         if not 0 <= self.change_offset < 1:
             raise ConfigError(f'change_offset {self.change_offset!r} must be a quantile level '
                               'in [0, 1) (0: no offset).')

@@ -144,7 +144,7 @@ def _score(result: dict[str, NDArray[np.float64]], names: Sequence[str], key: st
 
 
 def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
-                       clear_frames: int = 10, cusum_cap: float = 2.0,
+                       clear_frames: int = 10, cusum_cap: float | None = None,
                        modes: Sequence[DecisionMode] = (DecisionMode.THRESHOLD,
                                                         DecisionMode.CUSUM)
                        ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

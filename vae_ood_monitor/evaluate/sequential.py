@@ -25,7 +25,7 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.martingale import log_power_martingale, PowerMartingale
-from vae_ood_monitor.core.scoring import conformal_p_values
+from vae_ood_monitor.core.scoring import conformal_p_values, monitor_p_values
 from vae_ood_monitor.evaluate.metrics import first_detection
 
 if TYPE_CHECKING:
@@ -168,8 +168,8 @@ def log_martingales(partition: Partition, kl: NDArray[np.float64],
     scores = partition.scores_of(kl)
     martingale = PowerMartingale(window)
     return np.array([martingale.update(float(p))
-                     for p in conformal_p_values(partition.calibration_scores, scores,
-                                                 partition.tail)])
+                     for p in monitor_p_values(partition.calibration_scores, scores,
+                                               partition.tail)])
 
 
 def log_m_ceiling(partition: Partition, window: int) -> float:
@@ -305,7 +305,8 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     assert best is not None
     chosen = best[1]
     return SequentialFit(
-        partition=partition.name, params=CusumParams(window, chosen['delta'], chosen['tau']),
+        partition=partition.name,
+        params=CusumParams(window, chosen['delta'], chosen['tau'], cap=cusum_cap),
         id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
         median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
         missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates,
