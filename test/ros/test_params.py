@@ -65,6 +65,8 @@ def test_monitor_config_from_parameters() -> None:
     assert config.monitor.session.threads == 2
     assert config.monitor.clear_frames == 3
     assert monitor_node_config({'model_path': 'm'}).monitor.decision is None  # auto
+    assert monitor_node_config({'model_path': 'm'}).monitor.cusum_cap is None  # the bundle's
+    assert monitor_node_config({'model_path': 'm', 'cusum_cap': 3.0}).monitor.cusum_cap == 3.0
 
 
 @pytest.mark.parametrize('values, match', [
@@ -82,6 +84,7 @@ def test_monitor_config_from_parameters() -> None:
      "'front/image_raw' and '/front/image_raw/compressed' both give the camera name "
      "'front_image_raw'"),
     ({'model_path': 'm', 'image_topics': ['a/image_raw', '/']}, 'gives no usable camera name'),
+    ({'model_path': 'm', 'cusum_cap': 0.5}, 'cusum_cap 0.5 must be >= 1'),
 ])
 def test_monitor_config_errors(values: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

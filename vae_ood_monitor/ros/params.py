@@ -70,8 +70,9 @@ MONITOR_PARAMS = (
               choices=('auto', 'cusum', 'threshold'), read_only=True),
     ParamSpec('clear_frames', 10, 'int', 'Hysteresis: frames without a trigger before an alert '
               'clears.', 1, 10_000, read_only=True),
-    ParamSpec('cusum_cap', 2.0, 'float', 'Upper bound of the CUSUM statistic in units of tau '
-              '(bounds the time an alarm takes to clear).', 1.0, 100.0, read_only=True),
+    ParamSpec('cusum_cap', 0.0, 'float', 'Upper bound of the CUSUM statistic in units of tau '
+              '(bounds the time an alarm takes to clear); 0: the cap the bundle was calibrated '
+              'with, else >= 1.', 0.0, 100.0, read_only=True),
     ParamSpec('publish_debug_image', False, 'bool', 'Publish ood/<camera>/debug_image (frame '
               'with score bar and alert banner) for rviz.'),
     ParamSpec('debug_image_width', 320, 'int', 'Width of the debug image in pixels.', 32, 4096),
@@ -234,7 +235,7 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
                             fallback=v['provider_fallback'])
     decision = None if v['decision'] == 'auto' else DecisionMode(v['decision'])
     monitor = MonitorConfig(decision=decision, session=session, clear_frames=v['clear_frames'],
-                            cusum_cap=v['cusum_cap'])
+                            cusum_cap=v['cusum_cap'] or None)
     return MonitorNodeConfig(
         model_path=v['model_path'], image_topics=topics, qos_reliability=v['qos_reliability'],
         qos_depth=v['qos_depth'], monitor=monitor,
