@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 import numpy as np
+import pytest
 
 from vae_ood_monitor.core.spans import runs
 
 
-def test_runs_by_hand() -> None:
-    assert runs([0, 1, 1, 0, 1]) == [(1, 3), (4, 5)]
-    assert runs([1, 1]) == [(0, 2)]
-    assert runs([]) == [] and runs([0, 0]) == []
+@pytest.mark.parametrize(('mask', 'spans'), [
+    ([0, 1, 1, 0, 1], [(1, 3), (4, 5)]),
+    ([1, 1, 1], [(0, 3)]),
+    ([0, 0], []),
+    ([], []),
+    ([1, 0, 0, 1], [(0, 1), (3, 4)]),
+])
+def test_runs_by_hand(mask: list[int], spans: list[tuple[int, int]]) -> None:
+    assert runs(np.asarray(mask, bool)) == spans
 
 
 @given(st.lists(st.booleans(), max_size=40))

@@ -11,12 +11,13 @@ import pytest
 
 from vae_ood_monitor.core.bundle import Bundle
 from vae_ood_monitor.core.manifest import CusumParams, Partition
+from vae_ood_monitor.core.spans import runs
 from vae_ood_monitor.core.typedefs import DecisionMode
 from vae_ood_monitor.data.shifts import SEVERITY_RANGES, ShiftKind
 from vae_ood_monitor.evaluate.scores import kl_of_images
 from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
                                                 format_sequence_table, LabelledSequence,
-                                                segments, write_timelines)
+                                                write_timelines)
 from vae_ood_monitor.evaluate.sequential import log_martingales, run_cusum
 from vood_testing import make_bundle, tiny_frames
 
@@ -67,17 +68,6 @@ def _cusum_delay(seq: LabelledSequence) -> int:
                           CUSUM.tau)
     start = int(np.argmax(seq.truth))
     return int(np.flatnonzero(statistic[start:] > CUSUM.tau)[0])
-
-
-@pytest.mark.parametrize(('truth', 'spans'), [
-    ([0, 1, 1, 0, 1], [(1, 3), (4, 5)]),
-    ([1, 1, 1], [(0, 3)]),
-    ([0, 0], []),
-    ([], []),
-    ([1, 0, 0, 1], [(0, 1), (3, 4)]),
-])
-def test_segments(truth: list[int], spans: list[tuple[int, int]]) -> None:
-    assert segments(np.asarray(truth, bool)) == spans
 
 
 def test_threshold_mode(evaluated: tuple[dict[str, Any], dict[str, Any]]) -> None:
@@ -185,13 +175,13 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
 def _latch_misses(traces: dict[str, dict[str, Any]], level: float) -> int:
     """OOD spans the per-frame rule at ``level`` misses, counted with the runtime's latch."""
     from vae_ood_monitor.core.detector import AlertLatch
-    from vae_ood_monitor.evaluate.metrics import first_detection
+    from vae_ood_monitor.core.spans import first_detection
 
     missed = 0
     for trace in traces.values():
         latch = AlertLatch(10)
         alert = np.array([latch.update(bool(e > level)) for e in trace['evidence']])
-        missed += sum(first_detection(alert, a, b) is None for a, b in segments(trace['truth']))
+        missed += sum(first_detection(alert, a, b) is None for a, b in runs(trace['truth']))
     return missed
 
 
@@ -431,7 +421,7 @@ def test_change_partition_in_the_sequence_evaluation() -> None:
 
 def test_an_alarm_carried_over_from_in_distribution_frames_is_no_detection(
         bundle: Bundle) -> None:
-    from vae_ood_monitor.evaluate.metrics import first_detection
+    from vae_ood_monitor.core.spans import first_detection
 
     alert = np.array([0, 0, 1, 1, 1, 1, 0, 0, 1, 1], bool)
     assert first_detection(alert, 3, 10) == 5  # on at the onset: only the new alarm counts

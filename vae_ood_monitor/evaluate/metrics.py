@@ -9,13 +9,13 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vae_ood_monitor.core.errors import CalibrationError
-from vae_ood_monitor.core.spans import first_detection, ranked
+from vae_ood_monitor.core.spans import ranked
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ['DetectionMetrics', 'conformal_threshold', 'conformal_threshold_low',
-           'detection_metrics', 'first_detection', 'fpr_at_tpr', 'ranked']
+           'detection_metrics', 'fpr_at_tpr']
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
+from vae_ood_monitor.core.spans import runs  # noqa: E402
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -97,7 +99,7 @@ def plot_timeline(series: Mapping[str, NDArray[np.float64]], path: Path, *,
             ax.axhline(thresholds[name], color='black', linestyle='--', linewidth=0.8)
         for mask, colour in ((truth, 'tab:red'), (alarms, 'tab:orange')):
             if mask is not None:
-                for start, stop in _spans(mask):
+                for start, stop in runs(mask):
                     ax.axvspan(start - 0.5, stop - 0.5, color=colour, alpha=0.15, linewidth=0)
         if name in log_panels:
             ax.set_yscale('log')
@@ -142,12 +144,6 @@ def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
-
-
-def _spans(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
-    padded = np.r_[False, np.asarray(mask, bool), False].astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

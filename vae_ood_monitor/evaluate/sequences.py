@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 
 from vae_ood_monitor.core.detector import Decider
 from vae_ood_monitor.core.errors import CalibrationError
+from vae_ood_monitor.core.spans import first_detection, ranked, runs
 from vae_ood_monitor.core.typedefs import DecisionMode
-from vae_ood_monitor.evaluate.metrics import first_detection, ranked
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
 
 __all__ = ['LabelledSequence', 'ModeSummary', 'build_sequences', 'evaluate_sequences',
-           'format_sequence_table', 'segments', 'write_timelines']
+           'format_sequence_table', 'write_timelines']
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,13 +129,6 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
                 out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, rows, truth,
                                             severity, base=out[n].name))
     return out
-
-
-def segments(truth: NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """Contiguous OOD spans as (start, stop) index pairs (stop exclusive)."""
-    padded = np.r_[False, np.asarray(truth, bool), False].astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _score(result: dict[str, NDArray[np.float64]], names: Sequence[str], key: str
@@ -284,7 +277,7 @@ def _strictest_level(traces: dict[str, dict[str, Any]], missed_target: int,
         padded = np.r_[np.full(clear_frames, -np.inf), evidence]
         before = np.lib.stride_tricks.sliding_window_view(padded, clear_frames)[:evidence.size]
         before = before.max(axis=1)
-        for start, stop in segments(trace['truth']):
+        for start, stop in runs(trace['truth']):
             spans += 1
             low, high = before[start:stop], evidence[start:stop]
             merged: list[list[float]] = []
@@ -339,7 +332,7 @@ def _account(summary: ModeSummary, alert: NDArray[np.bool_], truth: NDArray[np.b
     summary.ood_frames += int(np.count_nonzero(truth))
     summary.detected_frames += int(np.count_nonzero(alert & truth))
     first_hits, lost = [], False
-    for start, stop in segments(truth):
+    for start, stop in runs(truth):
         summary.segments += 1
         delay = first_detection(alert, start, stop)
         if delay is not None:
