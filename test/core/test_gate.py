@@ -124,6 +124,23 @@ def test_slowdown_gate_still_stops_for_a_stale_monitor() -> None:
     assert gate.on_command(FORWARD, clock.advance(0.01)).command == ZERO
 
 
+def test_slowdown_gate_stops_for_alerts_until_the_monitor_has_proven_itself() -> None:
+    # the monitor alerts from activation until every camera has had a frame processed: a
+    # robot must not creep on cameras nobody has looked at yet, so before the first PASS (and
+    # again after the monitor was stale) an alert stops it even with action slowdown
+    clock = Clock()
+    gate = GatePolicy(GateConfig(action='slowdown', clear_hold_s=0.5), clock.now)
+    assert feed(gate, clock, True, 0.3) is GateState.STOP
+    assert gate.on_command(FORWARD, clock.advance(0.01)).command == ZERO
+    assert feed(gate, clock, False, 0.3) is GateState.STOP  # clear, holding: not yet proven
+    assert feed(gate, clock, False, 0.3) is GateState.PASS
+    assert gate.on_alert(True, clock.advance(0.1)) is GateState.SLOW  # proven: the action
+    assert gate.tick(clock.advance(0.6)).state is GateState.STALE
+    assert gate.on_alert(True, clock.advance(0.1)) is GateState.STOP  # back, unproven again
+    assert feed(gate, clock, False, 0.6) is GateState.PASS
+    assert gate.on_alert(True, clock.advance(0.1)) is GateState.SLOW
+
+
 def test_stale_gap_restarts_the_hold() -> None:
     clock = Clock()
     gate = GatePolicy(CONFIG, clock.now)

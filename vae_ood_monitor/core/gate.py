@@ -7,7 +7,10 @@ while the OOD monitor reports "no alert", and otherwise stops or slows the robot
   message): the monitor died, stalled or was never started. Treated like STOP (fail-safe).
 * **STOP** -- the monitor raised an alert and the action is ``stop``.
 * **SLOW** -- the monitor raised an alert and the action is ``slowdown``: commands are scaled
-  by ``slowdown_ratio``.
+  by ``slowdown_ratio``. Only once the monitor has proven itself (reached PASS) since start-up
+  or since it was last stale: before that an alert stops the robot, since the monitor alerts
+  until every camera has had a frame processed and a robot must not creep on an unwatched
+  camera.
 * **PASS** -- the alert has been clear, with fresh messages, for at least ``clear_hold_s``.
 
 In STOP and STALE the gate publishes zero velocity for ``stop_publish_s`` after entering the
@@ -116,6 +119,9 @@ class GatePolicy:
         # alert action (whatever it is by then); after silence (or at start-up), STOP -- a
         # monitor that comes back has to prove itself before the robot moves again.
         self._hold_after_alert = False
+        # whether the monitor reported clear for clear_hold_s since start-up or since it was
+        # last stale: until then an alert stops the robot whatever the action
+        self._proven = False
         self._state = GateState.STALE
         self._entered_ns = now_ns
 
@@ -140,6 +146,7 @@ class GatePolicy:
             self._clear_since_ns = None
             self._alert = False
             self._hold_after_alert = False
+            self._proven = False
             self._entered_ns = now_ns
         self._latest_ns = now_ns
 
@@ -164,14 +171,17 @@ class GatePolicy:
     def state(self, now_ns: int) -> GateState:
         """Return the state at ``now_ns`` (and remember when it was entered)."""
         self._check_clock(now_ns)
+        alert_state = self._alert_state if self._proven else GateState.STOP
         if self._stale(now_ns):
             new = GateState.STALE
+            self._proven = False
         elif self._alert:
-            new = self._alert_state
+            new = alert_state
         elif now_ns - self._clear_since_ns >= self._hold:  # type: ignore[operator]
             new = GateState.PASS
+            self._proven = True
         else:
-            new = self._alert_state if self._hold_after_alert else GateState.STOP
+            new = alert_state if self._hold_after_alert else GateState.STOP
         if new is not self._state:
             self._state = new
             self._entered_ns = now_ns
