@@ -146,6 +146,26 @@ def test_two_cameras_and_the_aggregate(tmp_path: Path) -> None:
     assert [m.data for _, m in found['/ood/score']] == [e[1] for e in expected]
 
 
+def test_a_camera_that_stops_reads_a_falling_rate(tmp_path: Path) -> None:
+    # front sends 10 frames at 10 Hz and stops; rear goes on for 4 s
+    front = [image_message(f.image, T0_NS + i * 10**8) for i, f in enumerate(frames()[:10])]
+    rear = [image_message(f.image, T0_NS + i * 10**8)
+            for i, f in enumerate(frames('synth:none:id:40:5'))]
+    bag = write_bag(tmp_path / 'bag', {'/front/image_raw': front, '/rear/image_raw': rear},
+                    storage='sqlite3')
+    out = tmp_path / 'out'
+    replay_bag(bag, tuned_bundle(), config(topics=('/front/image_raw', '/rear/image_raw'),
+                                           out=out, storage='sqlite3', diagnostics_period=1.0))
+    last = read_back(out)['/diagnostics'][-1]
+    rates = {s.name.split(': ')[1]: {v.key: float(v.value) for v in s.values
+                                     if v.key.endswith('rate_hz')}
+             for s in last[1].status if s.name.endswith('image_raw')}
+    assert rates['rear_image_raw']['input_rate_hz'] == pytest.approx(10.0)
+    # silent for 3 s at the last message (3.9 s): at most one frame per 3 s
+    assert rates['front_image_raw']['input_rate_hz'] == pytest.approx(1 / 3.0, abs=0.01)
+    assert rates['front_image_raw']['processed_rate_hz'] < 0.34
+
+
 def test_undecodable_frame_is_counted_and_skipped(tmp_path: Path) -> None:
     images = [image_message(f.image, T0_NS + i * 10**8) for i, f in enumerate(frames()[:6])]
     images[2] = image_message(frames()[2].image, T0_NS + 2 * 10**8, data=b'\x00' * 100)

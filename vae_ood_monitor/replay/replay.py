@@ -298,8 +298,11 @@ class _Diagnostics:
         self.last: tuple[int, int] | None = None
 
     def rate(self, camera: str) -> float:
+        """Frames per second of ``camera`` at the bag time now (a silent camera's falls)."""
         meter = self.rates.get(camera)
-        return meter.rate() if meter is not None else 0.0
+        if meter is None:
+            return 0.0
+        return meter.rate(self.last[0] if self.last is not None else None)
 
     def tick(self, camera: str, log_ns: int, stamp_ns: int, out: OutputBag | None) -> None:
         self.rates.setdefault(camera, RateMeter()).tick(log_ns)
