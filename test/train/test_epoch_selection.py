@@ -102,6 +102,48 @@ def test_probe_scores_the_dim_that_follows_the_shift(tiny_frames: Frames) -> Non
         DetectionProbe(images[:1], ['rain'])
 
 
+class _Noisy(torch.nn.Module):
+    """Six dims, each the brightness distance plus its own pseudo-random noise (a function of
+    the frame): no dim alone separates well, their sum does, as the trained encoders' summed
+    dims did where the best single dim had fallen."""
+
+    def __init__(self, centre: float) -> None:
+        super().__init__()
+        self.centre = centre
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = x.mean(dim=(1, 2, 3))
+        distance = 10.0 * (mean - self.centre).abs()
+        mu = torch.stack([distance + 3.0 * torch.sin(1e4 * mean * (d + 1.37))
+                          for d in range(6)], 1)
+        return mu, torch.zeros_like(mu)
+
+
+def test_probe_scores_the_dims_calibration_would_sum(tiny_frames: Frames) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    images = tiny_frames(n=96).images
+    probe = DetectionProbe(images, ['brightness'])
+    model = _Wrapper(_Noisy(float(images.mean()) / 255.0))
+    cpu = torch.device('cpu')
+    clean, shifted = probe._kl(model, images, cpu, None), probe._kl(
+        model, probe.shifted['brightness'], cpu, None)
+    labels = np.r_[np.zeros(len(clean)), np.ones(len(shifted))]
+    both = np.concatenate([clean, shifted])
+    single = max(max(a, 1 - a) for a in (roc_auc_score(labels, both[:, d]) for d in range(6)))
+    score = probe.score(model, cpu, None)['brightness']
+    assert single < 0.8 and score > 0.9  # the summed dims, not the best one alone
+
+    class _BlownUp(_Noisy):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            mu, logvar = super().forward(x)
+            return mu, torch.cat([logvar[:, :5], torch.full_like(logvar[:, 5:], math.inf)], 1)
+
+    # a dim whose KL is infinite is left out; the others still score
+    assert probe.score(_Wrapper(_BlownUp(float(images.mean()) / 255.0)), cpu,
+                       None)['brightness'] > 0.85
+
+
 def test_run_keeps_the_epoch_with_the_best_detection(tmp_path: Path,
                                                      tiny_frames: Frames) -> None:
     config = TrainConfig(preset='tiny', epochs=3, threads=1, amp='off')

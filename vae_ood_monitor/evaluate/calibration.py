@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, TYPE_CHECKING
 import numpy as np
 
 from vae_ood_monitor.core.baseline import BaselineParams
+from vae_ood_monitor.core.dims import labelled_dims, paper_dims
 from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
 from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift_frames,
@@ -39,7 +40,6 @@ from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift
 from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
                                                 MIN_CALIBRATION_FRAMES, PartitionPlan)
 from vae_ood_monitor.evaluate.scores import kl_of_images
-from vae_ood_monitor.evaluate.selection import labelled_dims, paper_dims
 from vae_ood_monitor.evaluate.sequential import DriveResolution, fit_cusum
 
 if TYPE_CHECKING:

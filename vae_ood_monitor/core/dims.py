@@ -15,6 +15,12 @@ Three rules, all recorded in the manifest:
     towards the prior, as heavy rain and blur do).
 ``all``
     every dim summed (no selection).
+
+Calibration chooses a partition's dims with these rules, and training's epoch probe
+(train/selection.py) scores each epoch with the labelled rule, so that the kept epoch is the
+one whose calibrated partitions would separate best: that is why they live in core, which
+both reach. They run on a workstation only and need scikit-learn (the ``eval`` extra),
+imported when first called: the robot's runtime never loads it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.typedefs import Tail
@@ -33,6 +38,15 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ['labelled_dims', 'paper_dims', 'per_dim_auroc', 'tail_score']
+
+
+def _roc_auc(labels: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
+    try:
+        from sklearn.metrics import roc_auc_score
+    except ImportError as err:  # pragma: no cover - the eval/train extras carry it
+        raise ImportError('Choosing latent dims needs scikit-learn: pip install '
+                          "'vae_ood_monitor[eval]'") from err
+    return float(roc_auc_score(labels, scores))
 
 
 def paper_dims(videos: Sequence[NDArray[np.float64]], count: int = 3) -> tuple[int, ...]:
@@ -50,7 +64,7 @@ def per_dim_auroc(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64]) -> ND
     """AUROC of each latent dim's KL alone (OOD positive)."""
     labels = np.r_[np.zeros(len(id_kl)), np.ones(len(ood_kl))]
     both = np.concatenate([id_kl, ood_kl])
-    return np.array([roc_auc_score(labels, both[:, d]) for d in range(both.shape[1])])
+    return np.array([_roc_auc(labels, both[:, d]) for d in range(both.shape[1])])
 
 
 def tail_score(scores: NDArray[np.float64], tail: Tail,
@@ -88,7 +102,7 @@ def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
     for tail in tails:
         if tail is Tail.TWO_SIDED:
             sums = both.sum(axis=1)
-            auroc = float(roc_auc_score(labels, tail_score(sums, tail, sums[:len(id_kl)])))
+            auroc = _roc_auc(labels, tail_score(sums, tail, sums[:len(id_kl)]))
             if auroc > best[0] + 1e-3:
                 best = (auroc, tuple(range(both.shape[1])), tail)
             continue
@@ -96,7 +110,7 @@ def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
         cumulative = np.cumsum(both[:, order], axis=1)
         for size in ([count] if count else range(1, both.shape[1] + 1)):
             scores = tail_score(cumulative[:, size - 1], tail, cumulative[:len(id_kl), size - 1])
-            auroc = float(roc_auc_score(labels, scores))
+            auroc = _roc_auc(labels, scores)
             if auroc > best[0] + 1e-3:  # prefer the earlier (upper) tail and fewer dims
                 best = (auroc, tuple(int(d) for d in sorted(order[:size])), tail)
     return best[1], best[2], best[0]
