@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--out', type=Path, default=ROOT / 'work' / 'donkeycar')
     parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--members', type=int, default=1,
+                        help='train an ensemble of this many seeds (as `vae-ood train --members`)')
     parser.add_argument('--target-far', type=float, default=0.03,
                         help='per-frame false-alarm rate (the held-out fifth is ~800 frames: '
                         'three partitions at 0.01 would need ~1,200)')
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
                                                     format_sequence_table, LabelledSequence)
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.trainer import train, TrainConfig
+    from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
 
     if args.run is None or not str(args.run).startswith(str(args.out)):
         check_output(args.out, args.force, remove=True)
@@ -131,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run
     if run is None:
         run = args.out / 'run'
-        info = train(train_set, run, TrainConfig(preset='default', epochs=args.epochs,
-                                                 seed=args.seed, select=args.select))
+        info = train_ensemble(train_set, run, TrainConfig(preset='default', epochs=args.epochs,
+                                                          seed=args.seed, select=args.select),
+                              args.members)
         print(f'trained ({time.monotonic() - started:.0f} s so far); '
               f'{describe_selection(info.selection, len(info.history))}')
     bundle = bundle_from_run(run, name='donkeycar-default')

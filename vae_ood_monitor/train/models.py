@@ -13,13 +13,18 @@ Two encoder families share one :class:`EncoderSpec`:
     (LeakyReLU) and two 250 -> latent heads.
 
 Decoders are only needed for training; they mirror the encoder and end in a sigmoid.
+
+An ensemble (:class:`EnsembleVAE`, ``vae-ood train --members N``) runs several such encoders,
+trained with different seeds on the same frames, side by side on the same input and
+concatenates their (mu, logvar): to export, calibration and the runtime it is one encoder with
+a wider latent.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -27,7 +32,8 @@ import torch.nn.functional as F  # noqa: N812
 
 from vae_ood_monitor.core.errors import ConfigError
 
-__all__ = ['PRESETS', 'Decoder', 'Encoder', 'EncoderSpec', 'Preset', 'VAE', 'get_preset']
+__all__ = ['PRESETS', 'Decoder', 'Encoder', 'EncoderSpec', 'EnsembleDecoder', 'EnsembleEncoder',
+           'EnsembleVAE', 'Preset', 'VAE', 'ensemble_spec', 'get_preset']
 
 ARCHS = ('strided', 'paper')
 
@@ -232,3 +238,66 @@ class VAE(nn.Module):
         else:
             z = mu
         return self.decoder(z), mu, logvar
+
+
+def ensemble_spec(specs: Sequence[EncoderSpec]) -> EncoderSpec:
+    """Return the spec an ensemble of ``specs`` presents: the first member's, latents summed.
+
+    Students distilled from an ensemble take their architecture from it (one member's shape,
+    the ensemble's latent). Members must see the same input and clip logvar alike.
+    """
+    specs = list(specs)
+    if not specs:
+        raise ConfigError('An ensemble needs at least one member.')
+    first = specs[0]
+    for number, spec in enumerate(specs[1:], 1):
+        if spec.input_hw != first.input_hw or spec.logvar_range != first.logvar_range:
+            raise ConfigError(
+                f'Ensemble member {number} takes input {spec.input_hw!r} with logvar range '
+                f'{spec.logvar_range!r}, member 0 {first.input_hw!r} and '
+                f'{first.logvar_range!r}; train every member with the same preset.')
+    return replace(first, latent_dim=sum(spec.latent_dim for spec in specs))
+
+
+class EnsembleEncoder(nn.Module):
+    """Several encoders on the same image; (mu, logvar) concatenated in member order."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.spec = ensemble_spec([member.spec for member in members])
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mu, logvar), each (N, sum of the members' latent sizes)."""
+        outputs = [member(x) for member in self.members]
+        return (torch.cat([mu for mu, _ in outputs], 1),
+                torch.cat([logvar for _, logvar in outputs], 1))
+
+
+class EnsembleDecoder(nn.Module):
+    """Each member decodes its slice of the latent; the reconstruction is their mean."""
+
+    def __init__(self, members: Sequence[Decoder]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.sizes = [member.spec.latent_dim for member in members]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Return the members' mean reconstruction."""
+        parts = torch.split(z, self.sizes, dim=1)
+        return torch.stack([m(part) for m, part in zip(self.members, parts)]).mean(0)
+
+
+class EnsembleVAE(nn.Module):
+    """Trained VAEs used together: ``encoder`` and ``decoder`` as :class:`VAE` has them."""
+
+    def __init__(self, members: Sequence[VAE]) -> None:
+        super().__init__()
+        self.encoder = EnsembleEncoder([member.encoder for member in members])
+        self.decoder = EnsembleDecoder([member.decoder for member in members])
+        self.spec = self.encoder.spec
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (reconstruction, mu, logvar) with the posterior means decoded."""
+        mu, logvar = self.encoder(x)
+        return self.decoder(mu), mu, logvar

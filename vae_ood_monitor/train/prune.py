@@ -22,7 +22,7 @@ from torch import nn
 
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.train.distill import round_channels
-from vae_ood_monitor.train.models import Encoder
+from vae_ood_monitor.train.models import Encoder, EnsembleEncoder
 
 __all__ = ['channel_importance', 'conv_blocks', 'prune_encoder', 'sensitivity']
 
@@ -54,14 +54,18 @@ def _keep(importance: np.ndarray, ratio: float, multiple: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def prune_encoder(encoder: Encoder, conv_ratios: Sequence[float],
-                  dense_ratios: Sequence[float] = (), multiple: int = 8) -> Encoder:
+def prune_encoder(encoder: Encoder | EnsembleEncoder, conv_ratios: Sequence[float],
+                  dense_ratios: Sequence[float] = (), multiple: int = 8
+                  ) -> Encoder | EnsembleEncoder:
     """Return a new, physically smaller encoder with the least important channels removed.
 
     ``conv_ratios`` gives the fraction of output channels to remove per convolution (input to
     output); ``dense_ratios`` likewise for the hidden dense layers (paper architecture).
-    Latent heads are never pruned.
+    Latent heads are never pruned. An ensemble's members are pruned one by one.
     """
+    if isinstance(encoder, EnsembleEncoder):
+        return EnsembleEncoder([prune_encoder(member, conv_ratios, dense_ratios, multiple)
+                                for member in encoder.members]).train(encoder.training)
     blocks = conv_blocks(encoder)
     dense = _dense(encoder)
     if len(conv_ratios) != len(blocks) or len(dense_ratios) not in (0, len(dense)):

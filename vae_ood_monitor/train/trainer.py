@@ -8,6 +8,15 @@ A training run is a directory::
     RUN/best.pt         weights of the epoch kept so far (see :mod:`.selection`)
     RUN/model.pt        the kept epoch's weights (written last)
 
+An ensemble run (``train_ensemble``, ``vae-ood train --members N``) holds one such run per
+member, trained with seeds seed, seed + 1, ...; each keeps its own epoch::
+
+    RUN/ensemble.json   member folders, seeds, settings; ``complete`` as above
+    RUN/member-K/       a training run as above
+
+:func:`load_run` reads both kinds; an ensemble comes back as one model whose encoder
+concatenates the members' (mu, logvar) (:class:`~vae_ood_monitor.train.models.EnsembleVAE`).
+
 Which epoch is kept: by default the one whose encoder detects validation shifts best
 (``TrainConfig.select``, :mod:`vae_ood_monitor.train.selection`); run.json's ``selection``
 says which epoch that was and why.
@@ -18,7 +27,7 @@ read back with ``torch.load(weights_only=True)``: never pickled modules or class
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import json
 import math
 import os
@@ -26,7 +35,7 @@ from pathlib import Path
 import platform
 import shutil
 import time
-from typing import Any, TYPE_CHECKING
+from typing import Any, Callable, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,7 +46,8 @@ from vae_ood_monitor import __version__
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.shifts import augment_in_range
 from vae_ood_monitor.train.losses import vae_loss
-from vae_ood_monitor.train.models import EncoderSpec, get_preset, VAE
+from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleVAE, get_preset,
+                                          VAE)
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
                                            images_tensor, init_distributed, seed_everything,
                                            set_threads)
@@ -46,12 +56,14 @@ from vae_ood_monitor.train.selection import best_epoch, check_selection, Detecti
 if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['RunInfo', 'TrainConfig', 'load_run', 'save_state', 'train', 'versions']
+__all__ = ['RunInfo', 'TrainConfig', 'load_run', 'save_state', 'train', 'train_ensemble',
+           'versions']
 
 RUN_FILE = 'run.json'
 CHECKPOINT_FILE = 'checkpoint.pt'
 MODEL_FILE = 'model.pt'
 BEST_FILE = 'best.pt'
+ENSEMBLE_FILE = 'ensemble.json'
 
 
 @dataclass(frozen=True)
@@ -145,13 +157,18 @@ def _write_json(data: dict[str, Any], path: Path) -> None:
 
 
 def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
-             ) -> tuple[RunInfo, VAE]:
-    """Read a run directory and its weights (``weights_only``: never unpickles objects)."""
+             ) -> tuple[RunInfo, VAE | EnsembleVAE]:
+    """Read a run directory (or an ensemble of them) and its weights.
+
+    Weights are read with ``weights_only``: never unpickles objects.
+    """
     path = Path(path)
+    if (path / ENSEMBLE_FILE).is_file():
+        return _load_ensemble(path, require_complete)
     meta_path = path / RUN_FILE
     if not meta_path.is_file():
-        raise ConfigError(f'{str(path)!r} is not a training run (no {RUN_FILE}); pass the '
-                          'directory given to `vae-ood train --out`.')
+        raise ConfigError(f'{str(path)!r} is not a training run (no {RUN_FILE} or '
+                          f'{ENSEMBLE_FILE}); pass the directory given to `vae-ood train --out`.')
     try:
         meta = json.loads(meta_path.read_text())
         info = RunInfo(path, meta['preset'], EncoderSpec.from_dict(meta['encoder']),
@@ -170,6 +187,107 @@ def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
     model = VAE(info.spec, info.decoder_width)
     model.load_state_dict(state['model'] if 'optimizer' in state else state)
     return info, model.eval()
+
+
+def _member_folders(path: Path) -> list[str]:
+    """Return the member folders ensemble.json lists (plain names inside ``path`` only)."""
+    meta_path = path / ENSEMBLE_FILE
+    try:
+        meta = json.loads(meta_path.read_text())
+        names = meta['members']
+        if not isinstance(names, list) or not names or not all(
+                isinstance(n, str) and n and Path(n).name == n and n not in ('.', '..')
+                for n in names):
+            raise ValueError(f'members {names!r} must be a non-empty list of folder names')
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
+    return names
+
+
+def _load_ensemble(path: Path, require_complete: bool) -> tuple[RunInfo, EnsembleVAE]:
+    loaded = [load_run(path / name, require_complete=require_complete)
+              for name in _member_folders(path)]
+    infos = [info for info, _ in loaded]
+    first = infos[0]
+    for info in infos[1:]:
+        if info.preset != first.preset or info.spec != first.spec:
+            raise ConfigError(f'Ensemble member {str(info.path)!r} is a {info.preset!r} run, '
+                              f'{str(first.path)!r} a {first.preset!r} run with another '
+                              'architecture; train every member with the same preset.')
+    seeds = [info.config.get('seed') for info in infos]
+    members = [{'run': info.path.name, 'seed': info.config.get('seed'),
+                'epochs': len(info.history), 'selection': info.selection,
+                'history_last': info.history[-1] if info.history else {}} for info in infos]
+    selection = {'rule': first.selection.get('rule'), 'members': [
+        {'seed': m['seed'], 'epochs': m['epochs'], **m['selection']} for m in members]}
+    info = RunInfo(path, first.preset, ensemble_spec([i.spec for i in infos]),
+                   first.decoder_width, {**first.config, 'members': len(infos), 'seeds': seeds},
+                   first.data, [], all(i.complete for i in infos), {'members': members},
+                   selection)
+    return info, EnsembleVAE([model for _, model in loaded]).eval()
+
+
+def train_ensemble(data: FrameArray, out: str | os.PathLike[str],
+                   config: TrainConfig | None = None, members: int = 3, *,
+                   resume: bool = False, force: bool = False, progress: bool = True,
+                   log: Callable[[str], None] = print) -> RunInfo:
+    """Train ``members`` β-VAEs with seeds ``config.seed + k`` on ``data`` into ``out``.
+
+    One member trains exactly like :func:`train` (no ensemble folder). With ``resume``, members
+    that finished are kept, an interrupted one continues from its checkpoint and the rest are
+    trained.
+    """
+    config = config or TrainConfig()
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+        raise ConfigError(f'members {members!r} must be a positive integer.')
+    if members == 1:
+        return train(data, out, config, resume=resume, force=force, progress=progress)
+    out = Path(out)
+    main = int(os.environ.get('RANK', '0')) == 0
+    names = [f'member-{k}' for k in range(members)]
+    if resume:
+        if not (out / ENSEMBLE_FILE).is_file():
+            raise ConfigError(f'Cannot resume: {str(out / ENSEMBLE_FILE)!r} does not exist.')
+        if _member_folders(out) != names:
+            raise ConfigError(f'{str(out)!r} holds an ensemble of '
+                              f'{len(_member_folders(out))} members, not {members}; resume it '
+                              'with the same --members.')
+    else:
+        if out.exists() and any(out.iterdir()) and not force:
+            raise ConfigError(f'Output {str(out)!r} exists; choose a new --out, pass --resume '
+                              'to continue it, or --force to overwrite.')
+        if main:
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+    meta = {'members': names, 'seeds': [config.seed + k for k in range(members)],
+            'preset': config.preset, 'config': config.resolved(), 'versions': versions(),
+            'complete': False}
+    if main:
+        _write_json(meta, out / ENSEMBLE_FILE)
+    for number, name in enumerate(names):
+        folder = out / name
+        member = replace(config, seed=config.seed + number)
+        state = _run_state(folder)
+        if state == 'complete':
+            log(f'member {number + 1}/{members} (seed {member.seed}): already trained')
+            continue
+        log(f'member {number + 1}/{members} (seed {member.seed})')
+        train(data, folder, member, resume=state == 'partial', force=True, progress=progress)
+    if main:
+        _write_json({**meta, 'complete': True}, out / ENSEMBLE_FILE)
+    return load_run(out)[0]
+
+
+def _run_state(folder: Path) -> str:
+    """Return 'complete', 'partial' (a checkpoint to resume from) or 'none'."""
+    try:
+        complete = json.loads((folder / RUN_FILE).read_text()).get('complete')
+    except (OSError, ValueError, AttributeError):
+        complete = False
+    if complete and (folder / MODEL_FILE).is_file():
+        return 'complete'
+    return 'partial' if (folder / CHECKPOINT_FILE).is_file() else 'none'
 
 
 def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo) -> None:
