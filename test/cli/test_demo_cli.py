@@ -26,8 +26,10 @@ def test_quick_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert 0.0 <= float(row.split(' | ')[1]) <= 1.0
     assert float(rows['rain'].split(' | ')[1]) > 0.8  # the tiny model still sees heavy rain
     assert '| all sequences | cusum | ' in out
+    assert "2/5 training 2 models of the 'tiny' preset" in out  # the quick plan: 2 seeds
+    assert 'member 1 (seed 1): kept epoch' in out
     model = load_bundle(work / 'model.vood')
-    assert model.manifest.calibrated
+    assert model.manifest.calibrated and model.manifest.model.latent_dim == 16
     assert [p.name for p in model.manifest.partitions] == [
         'all', 'rain', 'brightness', 'all_change', 'rain_change', 'brightness_change']
     assert model.manifest.schema_version == 2

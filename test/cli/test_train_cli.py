@@ -53,6 +53,24 @@ def test_train_prints_a_summary(work: Path, tmp_path: Path,
                                           'rain ')
 
 
+def test_train_an_ensemble_and_export_it(work: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+                       '--limit', 48, '--members', 2, '--seed', 3)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == 'member 1/2 (seed 3)' and lines[1] == 'member 2/2 (seed 4)'
+    assert lines[2] == (f'trained an ensemble of 2 tiny models on 48 frames -> '
+                        f'{tmp_path / "run"} (latent 16 = 2 x 8)')
+    assert lines[3].startswith('member 0 (seed 3): kept epoch 1 of 1')
+    assert lines[4].startswith('member 1 (seed 4): kept epoch 1 of 1')
+    code, out, _ = run(capsys, 'export', tmp_path / 'run', '--out', tmp_path / 'ens.vood')
+    assert code == 0 and load_bundle(tmp_path / 'ens.vood').manifest.model.latent_dim == 16
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+                       '--members', 3, '--resume')
+    assert code == 2 and 'ensemble of 2 members, not 3; resume it with the same --members' in err
+
+
 def test_train_selection_options(work: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
@@ -105,7 +123,8 @@ def test_export_of_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, 'export', tmp_path / 'nothing', '--out', tmp_path / 'm.vood')
     assert code == 2
     assert err == (f"vae-ood export: error: {str(tmp_path / 'nothing')!r} is not a training run "
-                   '(no run.json); pass the directory given to `vae-ood train --out`.\n')
+                   '(no run.json or ensemble.json); pass the directory given to '
+                   '`vae-ood train --out`.\n')
     assert not (tmp_path / 'm.vood').exists()
 
 
