@@ -66,6 +66,9 @@ def test_train_an_ensemble_and_export_it(work: Path, tmp_path: Path,
     assert lines[4].startswith('member 1 (seed 4): kept epoch 1 of 1')
     code, out, _ = run(capsys, 'export', tmp_path / 'run', '--out', tmp_path / 'ens.vood')
     assert code == 0 and load_bundle(tmp_path / 'ens.vood').manifest.model.latent_dim == 16
+    code, out, _ = run(capsys, 'info', tmp_path / 'ens.vood')
+    assert code == 0 and 'latent 16' in out
+    assert 'trained preset tiny, data 48 frames, an ensemble of 2 seeds (3, 4)' in out
     code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
                        '--members', 3, '--resume')
     assert code == 2 and 'ensemble of 2 members, not 3; resume it with the same --members' in err

@@ -191,6 +191,11 @@ def _info(args: argparse.Namespace) -> int:
         print('  ' + describe_partitions(bundle).replace('\n', '\n  '))
     provenance = manifest.provenance
     if provenance:
+        members = provenance.get('members')
+        ensemble = (f', an ensemble of {len(members)} seeds '
+                    f'({", ".join(str(m.get("seed")) for m in members)})'
+                    if isinstance(members, list) and members
+                    and all(isinstance(m, dict) for m in members) else '')
         print(f'  trained preset {provenance.get("preset", "?")}, data '
-              f'{provenance.get("data", {}).get("frames", "?")} frames')
+              f'{provenance.get("data", {}).get("frames", "?")} frames{ensemble}')
     return 0
