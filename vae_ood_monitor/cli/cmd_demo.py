@@ -53,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         'drives, trains three models of the default preset (seeds side by side), exports and '
         'calibrates a bundle (partitions all, '
         'rain, brightness with the sequential test), then evaluates every OOD shift frame by '
-        'frame and the decision rules on m1/m2/m3 sequences. About 25 minutes on 2 CPU '
+        'frame and the decision rules on m1/m2/m3 sequences. About 25-30 minutes on 2 CPU '
         'cores (--members 1: about 12); --quick: two tiny models in about a minute.')
     parser.add_argument('--work', type=Path, default=Path('work/demo'), help='work folder')
     parser.add_argument('--quick', action='store_true', help='tiny preset, few frames')

@@ -270,9 +270,11 @@ def train_ensemble(data: FrameArray, out: str | os.PathLike[str],
         member = replace(config, seed=config.seed + number)
         state = _run_state(folder)
         if state == 'complete':
-            log(f'member {number + 1}/{members} (seed {member.seed}): already trained')
+            if main:
+                log(f'member {number + 1}/{members} (seed {member.seed}): already trained')
             continue
-        log(f'member {number + 1}/{members} (seed {member.seed})')
+        if main:  # under torchrun only rank 0 reports
+            log(f'member {number + 1}/{members} (seed {member.seed})')
         train(data, folder, member, resume=state == 'partial', force=True, progress=progress)
     if main:
         _write_json({**meta, 'complete': True}, out / ENSEMBLE_FILE)
