@@ -214,14 +214,14 @@ def _load_ensemble(path: Path, require_complete: bool) -> tuple[RunInfo, Ensembl
             raise ConfigError(f'Ensemble member {str(info.path)!r} is a {info.preset!r} run, '
                               f'{str(first.path)!r} a {first.preset!r} run with another '
                               'architecture; train every member with the same preset.')
-    seeds = [info.config.get('seed') for info in infos]
     members = [{'run': info.path.name, 'seed': info.config.get('seed'),
                 'epochs': len(info.history), 'selection': info.selection,
                 'history_last': info.history[-1] if info.history else {}} for info in infos]
     selection = {'rule': first.selection.get('rule'), 'members': [
         {'seed': m['seed'], 'epochs': m['epochs'], **m['selection']} for m in members]}
     info = RunInfo(path, first.preset, ensemble_spec([i.spec for i in infos]),
-                   first.decoder_width, {**first.config, 'members': len(infos), 'seeds': seeds},
+                   first.decoder_width, {**first.config, 'members': len(infos),
+                                         'seeds': [m['seed'] for m in members]},
                    first.data, [], all(i.complete for i in infos), {'members': members},
                    selection)
     return info, EnsembleVAE([model for _, model in loaded]).eval()
@@ -243,23 +243,13 @@ def train_ensemble(data: FrameArray, out: str | os.PathLike[str],
     if members == 1:
         return train(data, out, config, resume=resume, force=force, progress=progress)
     out = Path(out)
-    main = int(os.environ.get('RANK', '0')) == 0
+    dist_info = init_distributed(choose_device(config.device))
+    main = dist_info.main
     names = [f'member-{k}' for k in range(members)]
-    if resume:
-        if not (out / ENSEMBLE_FILE).is_file():
-            raise ConfigError(f'Cannot resume: {str(out / ENSEMBLE_FILE)!r} does not exist.')
-        if _member_folders(out) != names:
-            raise ConfigError(f'{str(out)!r} holds an ensemble of '
-                              f'{len(_member_folders(out))} members, not {members}; resume it '
-                              'with the same --members.')
-    else:
-        if out.exists() and any(out.iterdir()) and not force:
-            raise ConfigError(f'Output {str(out)!r} exists; choose a new --out, pass --resume '
-                              'to continue it, or --force to overwrite.')
-        if main:
-            if out.exists():
-                shutil.rmtree(out)
-            out.mkdir(parents=True)
+    _prepare_out(out, resume, force, dist_info, resume_file=ENSEMBLE_FILE)
+    if resume and (found := _member_folders(out)) != names:
+        raise ConfigError(f'{str(out)!r} holds an ensemble of {len(found)} members, not '
+                          f'{members}; resume it with the same --members.')
     meta = {'members': names, 'seeds': [config.seed + k for k in range(members)],
             'preset': config.preset, 'config': config.resolved(), 'versions': versions(),
             'complete': False}
@@ -292,10 +282,11 @@ def _run_state(folder: Path) -> str:
     return 'partial' if (folder / CHECKPOINT_FILE).is_file() else 'none'
 
 
-def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo) -> None:
+def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo, *,
+                 resume_file: str = CHECKPOINT_FILE) -> None:
     if resume:
-        if not (out / CHECKPOINT_FILE).is_file():
-            raise ConfigError(f'Cannot resume: {str(out / CHECKPOINT_FILE)!r} does not exist.')
+        if not (out / resume_file).is_file():
+            raise ConfigError(f'Cannot resume: {str(out / resume_file)!r} does not exist.')
         return
     if out.exists() and any(out.iterdir()):
         if not force:
