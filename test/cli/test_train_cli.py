@@ -138,7 +138,8 @@ def test_export_and_calibrate(work: Path, tmp_path: Path,
                             work / 'calib', '--target-far', 0.05, '--window', 10)
     assert code == 0, err
     assert '  partition all: 8/8 dims, two_sided tail\n' in stdout
-    assert '  partition all: CUSUM delta ' in stdout and stdout.endswith(', calibrated)\n')
+    assert '  partition all: window 10, CUSUM delta ' in stdout
+    assert stdout.endswith(', calibrated)\n')
     manifest = load_bundle(out).manifest
     assert manifest.calibrated and manifest.target_far == 0.05
     (part,) = manifest.partitions

@@ -76,9 +76,11 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('target_far', 0.5, r'target_far 0.5 must be in \(0, 0.5\)'),
     ('target_far', 0.0, r'target_far 0.0 must be in \(0, 0.5\)'),
     ('alarm_rate', 1.0, r'alarm_rate 1.0 in \(0, 1\)'),
-    ('window', 0, 'window and paper_dims must be >= 1'),
-    ('paper_dims', 0, 'window and paper_dims must be >= 1'),
-    ('margin', -0.1, 'margin >= 0'),
+    ('windows', 0, r'windows \[0\] and paper_dims 3 must be >= 1'),
+    ('windows', (10, 0), r'windows \[0, 10\] and paper_dims 3 must be >= 1'),
+    ('windows', (), r'windows \[\] and paper_dims 3 must be >= 1'),
+    ('paper_dims', 0, r'windows \[20\] and paper_dims 0 must be >= 1'),
+    ('margin', -0.1, r'and margin -0.1 >= 0'),
     ('baseline_frames', 1, 'baseline_frames 1 must be >= 2'),
     ('baseline_gap', -1, 'baseline_gap -1 >= 0'),
     ('change_offset', 1.0, r'change_offset 1.0 must be a quantile level in \[0, 1\)'),
@@ -119,7 +121,7 @@ def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
     # 8 drives of 40 frames: sequential calibration runs, but half A keeps only 4 x 10 frames
     # past a 30-frame warm-up, too few to calibrate change partitions: they are left out
     lines: list[str] = []
-    options = CalibrationOptions(target_far=0.05, window=10, baseline_frames=75,
+    options = CalibrationOptions(target_far=0.05, windows=(10,), baseline_frames=75,
                                  baseline_gap=5)
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(320, groups=8), options, log=lines.append)
@@ -128,7 +130,7 @@ def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
     assert report['change'] == 'skipped: sequences too short'
     assert lines[1] == ('change partitions skipped: they need sequences of at least 20 frames '
                         'and 100 frames past a 30-frame warm-up')
-    no_change = CalibrationOptions(target_far=0.05, window=10, change=False)
+    no_change = CalibrationOptions(target_far=0.05, windows=(10,), change=False)
     bundle, _ = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
                           no_change)
     assert [p.name for p in bundle.manifest.partitions] == ['all']
@@ -137,10 +139,13 @@ def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
 def test_the_alarm_budget_is_split_between_the_or_ed_partitions() -> None:
     # 8 drives of 40 frames: B has 160 frames, partitions 'all' and 'all_change'. The alert
     # may alarm floor(160 x 0.0125) = 2 times; fitted to the whole rate each could take 2
-    options = CalibrationOptions(target_far=0.05, window=10, alarm_rate=0.0125)
-    _, report = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
-                          options)
+    options = CalibrationOptions(target_far=0.05, windows=(10, 5), alarm_rate=0.0125)
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(320, groups=8), options)
     fits = [details['cusum'] for details in report['partitions'].values()]
+    # both candidate windows were tried; each partition stores the one it chose
+    assert all({c['window'] for c in fit['candidates']} == {5, 10} for fit in fits)
+    assert [p.cusum.window for p in bundle.manifest.partitions] == [f['window'] for f in fits]
     assert len(fits) == 2 and all(fit['id_frames'] == 160 for fit in fits)
     assert sum(fit['id_alarms'] for fit in fits) <= 2  # union bound on the OR-ed alert
     assert report['alarm_rate_per_partition'] == pytest.approx(0.0125 / 2)
@@ -150,7 +155,7 @@ def test_the_alarm_budget_is_split_between_the_or_ed_partitions() -> None:
 
 @pytest.mark.parametrize('level', [0.0, 0.25, 0.9])
 def test_change_offset_is_a_quantile_of_the_partitions_own_sums(level: float) -> None:
-    options = CalibrationOptions(target_far=0.05, window=10, change_offset=level)
+    options = CalibrationOptions(target_far=0.05, windows=(10,), change_offset=level)
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(320, groups=8), options)
     part, twin = bundle.manifest.partitions
@@ -227,6 +232,8 @@ def test_calibrated_bundle(calibrated: tuple[Bundle, dict[str, Any], list[str]])
     for part in manifest.partitions[:3]:
         assert part.calibration_scores.size == 320  # the 8 drives of half A
         assert part.cusum is not None and part.cusum.window == 20 and part.cusum.tau >= 1.0
+        fit = report['partitions'][part.name]['cusum']  # the paper's window by default
+        assert fit['window'] == 20 and {c['window'] for c in fit['candidates']} == {20}
         details = report['partitions'][part.name]
         assert details['dims'] == list(part.dims) and details['tail'] == part.tail.value
         assert details['cusum']['tau'] == part.cusum.tau

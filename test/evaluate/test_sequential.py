@@ -118,6 +118,30 @@ def test_fit_gives_no_false_alarms_and_detects_every_shift() -> None:
                for c in fit.candidates if c['id_alarms'] == 0)
 
 
+def test_fit_chooses_the_window_that_detects_soonest() -> None:
+    """Several candidate windows: every (window, delta) is tried, the fastest detector wins."""
+    part, id_sequences, shifted = _partition(), _id_sequences(), _shifted()
+    single = {w: fit_cusum(part, id_sequences, shifted, window=w) for w in (3, WINDOW, 40)}
+    both = fit_cusum(part, id_sequences, shifted, window=(40, 3, WINDOW))
+    assert {c['window'] for c in both.candidates} == {3, WINDOW, 40}
+    assert len(both.candidates) == sum(len(f.candidates) for f in single.values())
+    chosen = single[both.params.window]
+    assert both.params == chosen.params and both.median_delay == chosen.median_delay
+    assert both.ceiling == pytest.approx(log_m_ceiling(part, both.params.window))
+    assert both.id_alarms == 0 and both.missed == 0
+    assert both.median_delay == min(f.median_delay for f in single.values() if f.missed == 0)
+    assert f'window {both.params.window},' in both.describe()
+    # the chosen window is what the runtime replays: its detector gives the reported delay
+    params, delays = both.params, []
+    for kl, onset in shifted:
+        statistic = run_cusum(log_martingales(part, kl, params.window), params.delta,
+                              params.tau, 2.0 * params.tau)
+        delays.append(int(np.flatnonzero(statistic[onset:] > params.tau)[0]))
+    assert both.median_delay == np.median(delays)
+    with pytest.raises(CalibrationError, match='windows'):
+        fit_cusum(part, id_sequences, shifted, window=(0, 5))
+
+
 def test_tau_sits_just_above_the_in_distribution_maximum() -> None:
     part, id_sequences = _partition(), _id_sequences()
     margin = 0.25
@@ -170,7 +194,7 @@ def test_a_fit_says_when_its_partition_can_never_alarm() -> None:
     assert not dead.can_alarm and dead.params.delta >= dead.ceiling
     assert dead.id_alarms == 0 and dead.missed == len(shifted)
     assert dead.as_dict()['can_alarm'] is False
-    assert dead.describe().startswith('partition all: CUSUM delta ')
+    assert dead.describe().startswith(f'partition all: window {WINDOW}, CUSUM delta ')
     assert ('WARNING: it can never alarm: held-out in-distribution drives reach log M '
             f'{dead.ceiling:.1f} of the {dead.ceiling:.1f} that a stream far outside the '
             'calibration scores reaches' in dead.describe())

@@ -15,10 +15,10 @@
    calibrated on A's sequences. In-distribution KL varies far more between scenes than within
    one drive, so a shift that moves a drive's KL by a third is often invisible against the
    pooled calibration scores and plain against the drive's own past.
-5. Sequential test: the CUSUM drift and threshold of every partition from B's sequences (clean,
-   and with validation shifts starting half-way), see :mod:`.sequential`. The alert is the OR
-   of the partitions, so each of the k partitions gets ``alarm_rate / k`` false alarms per
-   frame (Bonferroni): together they meet ``alarm_rate``.
+5. Sequential test: the martingale window, CUSUM drift and threshold of every partition from
+   B's sequences (clean, and with validation shifts starting half-way), see
+   :mod:`.sequential`. The alert is the OR of the partitions, so each of the k partitions gets
+   ``alarm_rate / k`` false alarms per frame (Bonferroni): together they meet ``alarm_rate``.
 
 The report (what was chosen and why, with validation figures) goes into the manifest's metrics.
 """
@@ -66,7 +66,8 @@ class CalibrationOptions:
     partitions: tuple[str, ...] = (GENERIC,)
     selection: DimSelection = DimSelection.LABELLED
     sequential: bool = True
-    window: int = 20
+    #: candidate martingale windows (frames); calibration picks one per partition
+    windows: tuple[int, ...] = (20,)
     #: CUSUM false alarms per in-distribution frame of the whole alert (split between partitions)
     alarm_rate: float = 1e-4
     margin: float = 0.25
@@ -100,8 +101,11 @@ class CalibrationOptions:
         if not 0 < self.target_far < 0.5 or not 0 < self.alarm_rate < 1:
             raise ConfigError(f'target_far {self.target_far!r} must be in (0, 0.5) and '
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
-        if self.window < 1 or self.margin < 0 or self.paper_dims < 1:
-            raise ConfigError('window and paper_dims must be >= 1 and margin >= 0.')
+        windows = tuple(sorted({int(w) for w in np.atleast_1d(self.windows)}))
+        if not windows or windows[0] < 1 or self.margin < 0 or self.paper_dims < 1:
+            raise ConfigError(f'windows {list(windows)!r} and paper_dims {self.paper_dims!r} '
+                              f'must be >= 1 and margin {self.margin!r} >= 0.')
+        object.__setattr__(self, 'windows', windows)
         if not (math.isfinite(self.cusum_cap) and self.cusum_cap >= 1.0):
             raise ConfigError(f'cusum_cap {self.cusum_cap!r} must be finite and >= 1 (a '
                               'multiple of tau).')
@@ -111,6 +115,11 @@ class CalibrationOptions:
         if self.baseline_frames < 2 or self.baseline_gap < 0:
             raise ConfigError(f'baseline_frames {self.baseline_frames!r} must be >= 2 and '
                               f'baseline_gap {self.baseline_gap!r} >= 0.')
+
+    @property
+    def window(self) -> int:
+        """The longest candidate window: sequences need twice as many frames."""
+        return self.windows[-1]
 
     @property
     def baseline(self) -> BaselineParams:
@@ -199,7 +208,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
             # a shift's own partitions are tuned to that shift, the generic ones to all of them
             base = part.name.removesuffix(CHANGE_SUFFIX) if part.baseline else part.name
             mine = shifted.get(base) or [s for group in shifted.values() for s in group]
-            fit = fit_cusum(part, sequences_b, mine, window=options.window,
+            fit = fit_cusum(part, sequences_b, mine, window=options.windows,
                             target_rate=share, margin=options.margin,
                             cusum_cap=options.cusum_cap)
             partitions[number] = replace(part, cusum=fit.params)

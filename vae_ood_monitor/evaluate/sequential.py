@@ -2,11 +2,12 @@
 
 For one partition, held-out in-distribution sequences give the log-martingale values the
 detector sees on normal driving; validation sequences with a shift starting part-way give the
-values it sees when things go wrong. For every candidate delta (quantiles of the in-distribution
-log M), tau is set just above what in-distribution sequences reach (allowing at most
-``target_rate`` alarms per frame, with a safety ``margin``), and the detection delay on the
-validation sequences is measured with exactly the runtime's detector classes. The delta with
-fewest missed sequences, then the shortest median delay, wins.
+values it sees when things go wrong. For every candidate martingale window and delta (quantiles
+of the in-distribution log M), tau is set just above what in-distribution sequences reach
+(allowing at most ``target_rate`` alarms per frame, with a safety ``margin``), and the
+detection delay on the validation sequences is measured with exactly the runtime's detector
+classes. The (window, delta) with fewest missed sequences, then the shortest median delay,
+wins.
 
 ``target_rate`` is one partition's budget. The alert is the OR of the partitions, so k
 partitions fitted to r each could alarm up to k r times per frame together: calibration gives
@@ -84,9 +85,10 @@ class SequentialFit:
 
     def describe(self) -> str:
         """One line for the calibration log."""
-        line = (f'partition {self.partition}: CUSUM delta {self.params.delta:.3f} tau '
-                f'{self.params.tau:.2f}; validation median delay {self.median_delay:g} frames, '
-                f'{self.missed} missed, {self.id_alarms} alarms in {self.id_frames} ID frames '
+        line = (f'partition {self.partition}: window {self.params.window}, CUSUM delta '
+                f'{self.params.delta:.3f} tau {self.params.tau:.2f}; validation median delay '
+                f'{self.median_delay:g} frames, {self.missed} missed, {self.id_alarms} alarms '
+                f'in {self.id_frames} ID frames '
                 f'(its budget: {self.target_rate * 1e4:.3g} per 10,000 frames)')
         if self.can_alarm:
             return line
@@ -250,64 +252,78 @@ def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta:
 
 
 def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
-              shifted: Sequence[tuple[NDArray[np.float64], int]], *, window: int = 20,
-              target_rate: float = 1e-4, margin: float = 0.25, cusum_cap: float = 2.0,
+              shifted: Sequence[tuple[NDArray[np.float64], int]], *,
+              window: int | Sequence[int] = 20, target_rate: float = 1e-4,
+              margin: float = 0.25, cusum_cap: float = 2.0,
               quantiles: Sequence[float] = DELTA_QUANTILES,
               spreads: Sequence[float] = DELTA_SPREADS) -> SequentialFit:
-    """Choose (delta, tau) for ``partition`` from per-dim KL sequences.
+    """Choose (window, delta, tau) for ``partition`` from per-dim KL sequences.
 
     ``id_sequences``: held-out in-distribution sequences (T_i, D), not the frames whose scores
     are the partition's calibration scores. ``shifted``: (KL sequence, index of the first OOD
-    frame) pairs of validation sequences. Candidate deltas: the ``quantiles`` of the
-    in-distribution log M values, and its maximum plus ``spreads`` times (maximum - median), which
-    leave headroom for drives more unusual than any calibration drive. ``target_rate``: alarm
-    onsets per in-distribution frame allowed to this partition alone (its share of the alert's
-    budget when partitions are OR-ed).
+    frame) pairs of validation sequences. ``window``: the martingale window, or several
+    candidates to choose from (a short window reacts sooner, a long one averages more frames:
+    which detects a shift sooner at the same false-alarm budget depends on the encoder and the
+    shift). Candidate deltas per window: the ``quantiles`` of the in-distribution log M
+    values, and its maximum plus ``spreads`` times (maximum - median), which leave headroom
+    for drives more unusual than any calibration drive. ``target_rate``: alarm onsets per
+    in-distribution frame allowed to this partition alone (its share of the alert's budget
+    when partitions are OR-ed). Ties go to the longer window, then the larger delta.
     """
+    windows = sorted({int(w) for w in np.atleast_1d(window)})
+    if not windows or windows[0] < 1:
+        raise CalibrationError(f'Martingale windows {windows!r} must be positive integers.')
     id_sequences = [s for s in id_sequences if len(s) > 0]
     if not id_sequences or not shifted:
         raise CalibrationError('Sequential calibration needs held-out in-distribution sequences '
                                'and validation sequences with a shift.')
     id_frames = sum(len(s) for s in id_sequences)
-    if id_frames < 2 * window:
+    if id_frames < 2 * windows[-1]:
         raise CalibrationError(f'Only {id_frames} in-distribution frames for sequential '
-                               f'calibration with window {window}; give more frames.')
-    id_log_m = [log_martingales(partition, s, window) for s in id_sequences]
-    shift_log_m = [log_martingales(partition, s, window) for s, _ in shifted]
+                               f'calibration with window {windows[-1]}; give more frames.')
     onsets = [onset for _, onset in shifted]
     allowed = int(math.floor(id_frames * target_rate))
-    pooled = np.concatenate(id_log_m)
     best: tuple[tuple[float, ...], dict[str, float]] | None = None
     candidates = []
-    top, median = float(pooled.max()), float(np.median(pooled))
-    deltas = {float(np.quantile(pooled, q)) for q in quantiles}
-    deltas |= {top + k * (top - median) for k in spreads}
-    for delta in sorted(deltas):
-        statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
-        tau = _tau_for(statistics, allowed, margin)
-        id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
-        for _ in range(50):  # the runtime caps S at cusum_cap * tau, which can add onsets
-            if id_alarms <= allowed:
-                break
-            tau *= 1.1
+    tops = {}
+    for width in windows:
+        id_log_m = [log_martingales(partition, s, width) for s in id_sequences]
+        shift_log_m = [log_martingales(partition, s, width) for s, _ in shifted]
+        pooled = np.concatenate(id_log_m)
+        top, median = float(pooled.max()), float(np.median(pooled))
+        tops[width] = top
+        deltas = {float(np.quantile(pooled, q)) for q in quantiles}
+        deltas |= {top + k * (top - median) for k in spreads}
+        for delta in sorted(deltas):
+            statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
+            tau = _tau_for(statistics, allowed, margin)
             id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
-        cv_alarms = _cross_validated_alarms(id_log_m, statistics, delta, target_rate, margin,
-                                            cusum_cap)
-        delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
-        median_delay = float(np.median(delays)) if delays else math.inf
-        p95 = float(np.percentile(delays, 95)) if delays else math.inf
-        entry = {'delta': delta, 'tau': tau, 'median_delay': median_delay, 'p95_delay': p95,
-                 'missed': missed, 'id_alarms': id_alarms, 'cv_alarms': cv_alarms}
-        candidates.append(entry)
-        key = (id_alarms > allowed, cv_alarms > allowed, missed, median_delay, p95, -delta)
-        if best is None or key < best[0]:
-            best = (key, entry)
+            for _ in range(50):  # the runtime caps S at cusum_cap * tau, which can add onsets
+                if id_alarms <= allowed:
+                    break
+                tau *= 1.1
+                id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
+            cv_alarms = _cross_validated_alarms(id_log_m, statistics, delta, target_rate, margin,
+                                                cusum_cap)
+            delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
+            median_delay = float(np.median(delays)) if delays else math.inf
+            p95 = float(np.percentile(delays, 95)) if delays else math.inf
+            entry = {'window': width, 'delta': delta, 'tau': tau, 'median_delay': median_delay,
+                     'p95_delay': p95, 'missed': missed, 'id_alarms': id_alarms,
+                     'cv_alarms': cv_alarms}
+            candidates.append(entry)
+            key = (id_alarms > allowed, cv_alarms > allowed, missed, median_delay, p95, -width,
+                   -delta)
+            if best is None or key < best[0]:
+                best = (key, entry)
     assert best is not None
     chosen = best[1]
+    width = int(chosen['window'])
     return SequentialFit(
         partition=partition.name,
-        params=CusumParams(window, chosen['delta'], chosen['tau'], cap=cusum_cap),
+        params=CusumParams(width, chosen['delta'], chosen['tau'], cap=cusum_cap),
         id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
         median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
         missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates,
-        ceiling=log_m_ceiling(partition, window), id_max_log_m=top, target_rate=target_rate)
+        ceiling=log_m_ceiling(partition, width), id_max_log_m=tops[width],
+        target_rate=target_rate)
