@@ -40,7 +40,7 @@ from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift
 from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
                                                 MIN_CALIBRATION_FRAMES, PartitionPlan)
 from vae_ood_monitor.evaluate.scores import kl_of_images
-from vae_ood_monitor.evaluate.sequential import DriveResolution, fit_cusum
+from vae_ood_monitor.evaluate.sequential import candidate_windows, DriveResolution, fit_cusum
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -101,7 +101,7 @@ class CalibrationOptions:
         if not 0 < self.target_far < 0.5 or not 0 < self.alarm_rate < 1:
             raise ConfigError(f'target_far {self.target_far!r} must be in (0, 0.5) and '
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
-        windows = tuple(sorted({int(w) for w in np.atleast_1d(self.windows)}))
+        windows = candidate_windows(self.windows)
         if not windows or windows[0] < 1 or self.margin < 0 or self.paper_dims < 1:
             raise ConfigError(f'windows {list(windows)!r} and paper_dims {self.paper_dims!r} '
                               f'must be >= 1 and margin {self.margin!r} >= 0.')

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
     from vae_ood_monitor.core.manifest import Partition
 
-__all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'DriveResolution', 'SequentialFit', 'fit_cusum',
-           'log_m_ceiling', 'log_martingales', 'run_cusum']
+__all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'DriveResolution', 'SequentialFit',
+           'candidate_windows', 'fit_cusum', 'log_m_ceiling', 'log_martingales', 'run_cusum']
 
 #: Candidate deltas: these quantiles of the in-distribution log-martingale values.
 DELTA_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -251,6 +251,41 @@ def _delays(log_ms: Sequence[NDArray[np.float64]], onsets: Sequence[int], delta:
     return delays, missed
 
 
+def candidate_windows(window: int | Sequence[int]) -> tuple[int, ...]:
+    """Return one window or several candidates as distinct ints in ascending order."""
+    return tuple(sorted({int(w) for w in np.atleast_1d(window)}))
+
+
+def _window_candidates(id_log_m: Sequence[NDArray[np.float64]],
+                       shift_log_m: Sequence[NDArray[np.float64]], onsets: Sequence[int],
+                       window: int, allowed: int, target_rate: float, margin: float,
+                       cusum_cap: float, quantiles: Sequence[float], spreads: Sequence[float]
+                       ) -> list[dict[str, float]]:
+    """Evaluate every candidate delta of one window: its tau, alarms and validation delays."""
+    pooled = np.concatenate(id_log_m)
+    top, median = float(pooled.max()), float(np.median(pooled))
+    deltas = {float(np.quantile(pooled, q)) for q in quantiles}
+    deltas |= {top + k * (top - median) for k in spreads}
+    entries = []
+    for delta in sorted(deltas):
+        statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
+        tau = _tau_for(statistics, allowed, margin)
+        id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
+        for _ in range(50):  # the runtime caps S at cusum_cap * tau, which can add onsets
+            if id_alarms <= allowed:
+                break
+            tau *= 1.1
+            id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
+        cv_alarms = _cross_validated_alarms(id_log_m, statistics, delta, target_rate, margin,
+                                            cusum_cap)
+        delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
+        entries.append({'window': window, 'delta': delta, 'tau': tau,
+                        'median_delay': float(np.median(delays)) if delays else math.inf,
+                        'p95_delay': float(np.percentile(delays, 95)) if delays else math.inf,
+                        'missed': missed, 'id_alarms': id_alarms, 'cv_alarms': cv_alarms})
+    return entries
+
+
 def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
               shifted: Sequence[tuple[NDArray[np.float64], int]], *,
               window: int | Sequence[int] = 20, target_rate: float = 1e-4,
@@ -270,9 +305,10 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     in-distribution frame allowed to this partition alone (its share of the alert's budget
     when partitions are OR-ed). Ties go to the longer window, then the larger delta.
     """
-    windows = sorted({int(w) for w in np.atleast_1d(window)})
+    windows = candidate_windows(window)
     if not windows or windows[0] < 1:
-        raise CalibrationError(f'Martingale windows {windows!r} must be positive integers.')
+        raise CalibrationError(f'Martingale windows {list(windows)!r} must be positive '
+                               'integers.')
     id_sequences = [s for s in id_sequences if len(s) > 0]
     if not id_sequences or not shifted:
         raise CalibrationError('Sequential calibration needs held-out in-distribution sequences '
@@ -283,41 +319,17 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
                                f'calibration with window {windows[-1]}; give more frames.')
     onsets = [onset for _, onset in shifted]
     allowed = int(math.floor(id_frames * target_rate))
-    best: tuple[tuple[float, ...], dict[str, float]] | None = None
-    candidates = []
-    tops = {}
+    candidates: list[dict[str, float]] = []
+    id_max_log_m = {}
     for width in windows:
         id_log_m = [log_martingales(partition, s, width) for s in id_sequences]
-        shift_log_m = [log_martingales(partition, s, width) for s, _ in shifted]
-        pooled = np.concatenate(id_log_m)
-        top, median = float(pooled.max()), float(np.median(pooled))
-        tops[width] = top
-        deltas = {float(np.quantile(pooled, q)) for q in quantiles}
-        deltas |= {top + k * (top - median) for k in spreads}
-        for delta in sorted(deltas):
-            statistics = [run_cusum(v, delta, 1e300) for v in id_log_m]
-            tau = _tau_for(statistics, allowed, margin)
-            id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
-            for _ in range(50):  # the runtime caps S at cusum_cap * tau, which can add onsets
-                if id_alarms <= allowed:
-                    break
-                tau *= 1.1
-                id_alarms = _onsets(id_log_m, delta, tau, cusum_cap)
-            cv_alarms = _cross_validated_alarms(id_log_m, statistics, delta, target_rate, margin,
-                                                cusum_cap)
-            delays, missed = _delays(shift_log_m, onsets, delta, tau, cusum_cap)
-            median_delay = float(np.median(delays)) if delays else math.inf
-            p95 = float(np.percentile(delays, 95)) if delays else math.inf
-            entry = {'window': width, 'delta': delta, 'tau': tau, 'median_delay': median_delay,
-                     'p95_delay': p95, 'missed': missed, 'id_alarms': id_alarms,
-                     'cv_alarms': cv_alarms}
-            candidates.append(entry)
-            key = (id_alarms > allowed, cv_alarms > allowed, missed, median_delay, p95, -width,
-                   -delta)
-            if best is None or key < best[0]:
-                best = (key, entry)
-    assert best is not None
-    chosen = best[1]
+        id_max_log_m[width] = float(max(v.max() for v in id_log_m))
+        candidates += _window_candidates(
+            id_log_m, [log_martingales(partition, s, width) for s, _ in shifted], onsets, width,
+            allowed, target_rate, margin, cusum_cap, quantiles, spreads)
+    chosen = min(candidates, key=lambda c: (
+        c['id_alarms'] > allowed, c['cv_alarms'] > allowed, c['missed'], c['median_delay'],
+        c['p95_delay'], -c['window'], -c['delta']))
     width = int(chosen['window'])
     return SequentialFit(
         partition=partition.name,
@@ -325,5 +337,5 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
         id_frames=id_frames, id_sequences=len(id_sequences), id_alarms=int(chosen['id_alarms']),
         median_delay=chosen['median_delay'], p95_delay=chosen['p95_delay'],
         missed=int(chosen['missed']), validation_sequences=len(shifted), candidates=candidates,
-        ceiling=log_m_ceiling(partition, width), id_max_log_m=tops[width],
+        ceiling=log_m_ceiling(partition, width), id_max_log_m=id_max_log_m[width],
         target_rate=target_rate)
