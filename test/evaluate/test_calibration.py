@@ -15,8 +15,9 @@ from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
 from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.data.scenes import RoadScene, SceneConfig
-from vae_ood_monitor.evaluate.calibration import (calibrate, CalibrationOptions,
-                                                  split_for_calibration)
+from vae_ood_monitor.evaluate import calibration
+from vae_ood_monitor.evaluate.calibration import (_validation_sequences, calibrate,
+                                                  CalibrationOptions, split_for_calibration)
 from vood_testing import make_bundle, tiny_frames
 
 SHIFTS = 'all, brightness, fog, motion_blur, noise, objects, occlusion, rain, snow'
@@ -270,3 +271,44 @@ def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any],
     assert loaded.manifest.metrics['calibration'] == json.loads(json.dumps(report))
     assert [p.cusum for p in loaded.manifest.partitions] == [
         p.cusum for p in bundle.manifest.partitions]
+
+
+# ----------------------------------------------------------------------------- what gets encoded
+
+
+def _mean_kl(images: np.ndarray) -> np.ndarray:
+    """A stand-in for the encoder: two 'dims' per frame that any change of the image moves."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    return np.stack([flat.mean(axis=1), flat.std(axis=1)], axis=1)
+
+
+def test_validation_sequences_encode_only_the_shifted_half() -> None:
+    part_b = drives(50, 3, frames=12)
+    kl_b = _mean_kl(part_b.images)
+    sizes: list[int] = []
+
+    def kl(images: np.ndarray) -> np.ndarray:
+        sizes.append(len(images))
+        return _mean_kl(images)
+
+    options = CalibrationOptions(partitions=('rain', 'brightness'), windows=(5, 6))
+    out = _validation_sequences(part_b, kl_b, options, kl)
+    assert sorted(out) == ['brightness', 'rain'] and sizes == [6] * 6
+    for sequences in out.values():
+        assert len(sequences) == 3
+        for number, (rows, onset) in enumerate(sequences):
+            assert onset == 6 and rows.shape == (12, 2)
+            clean = kl_b[number * 12:(number + 1) * 12]
+            np.testing.assert_array_equal(rows[:onset], clean[:onset])  # taken, not encoded
+            assert not np.allclose(rows[onset:], clean[onset:])  # the shift changed them
+
+
+def test_labelled_selection_shifts_at_most_the_capped_frames(
+        tiny_model: Bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibration, 'LABELLED_FRAMES', 100)
+    options = CalibrationOptions(partitions=('rain',), sequential=False)
+    _, report = calibrate(tiny_model, drives(0, 16), options)
+    # half B holds 320 frames: every 4th of them gets the shift
+    assert report['partitions']['rain']['validation_frames'] == 80
+    _, full = calibrate(tiny_model, drives(0, 5), options)
+    assert full['partitions']['rain']['validation_frames'] == 80  # 2 of the 5 drives: all 80 frames
