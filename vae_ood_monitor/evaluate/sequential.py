@@ -203,9 +203,9 @@ def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: fl
     level with too many onsets, so every tau above the result is verified too (the onset count
     is piecewise constant between observed values, though not monotone).
     """
-    levels = np.unique(np.concatenate(list(statistics)))[::-1]
-    tau = float(levels[0])
+    tau = max(float(np.max(s)) for s in statistics)
     if allowed > 0:
+        levels = np.unique(np.concatenate(list(statistics)))[::-1]
         for level in levels[1:]:
             if sum(_rising_edges(s > level) for s in statistics) > allowed:
                 break
