@@ -46,11 +46,23 @@ def test_split_alternates_whole_groups() -> None:
     np.testing.assert_array_equal(part_a.images, frames.images[frames.groups % 2 == 0])
 
 
+@pytest.mark.parametrize(('share', 'in_b'), [
+    (0.75, [1, 2, 3, 5, 6, 7]), (0.25, [3, 7]), (0.9, [1, 2, 3, 4, 5, 6, 7]), (0.01, [7])])
+def test_split_gives_b_its_share_of_the_groups_spread_evenly(share: float,
+                                                             in_b: list[int]) -> None:
+    frames = tiny_frames(96, groups=8)
+    part_a, part_b = split_for_calibration(frames, share)
+    assert sorted(set(part_b.groups)) == in_b  # group 0 always stays in A
+    assert sorted(set(part_a.groups)) == sorted(set(range(8)) - set(in_b))
+
+
 def test_split_of_a_single_group_takes_time_halves() -> None:
     frames = tiny_frames(40, groups=1)
     part_a, part_b = split_for_calibration(frames)
     np.testing.assert_array_equal(part_a.stamps, frames.stamps[:20])
     np.testing.assert_array_equal(part_b.stamps, frames.stamps[20:])
+    part_a, part_b = split_for_calibration(frames, 0.75)
+    np.testing.assert_array_equal(part_b.stamps, frames.stamps[10:])
 
 
 # ----------------------------------------------------------------------------- options
@@ -88,6 +100,8 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('change_offset', -0.1, r'change_offset -0.1 must be a quantile level'),
     ('selection', 'best', r"selection 'best' is not supported; choose one of: all, paper"),
     ('cusum_cap', 0.5, 'cusum_cap 0.5 must be finite and >= 1'),
+    ('sequence_share', 1.0, r'sequence_share 1.0 must be in \(0, 1\)'),
+    ('sequence_share', 0.0, r'sequence_share 0.0 must be in \(0, 1\)'),
     ('cusum_cap', float('inf'), 'cusum_cap inf must be finite and >= 1'),
 ])
 def test_bad_options(field: str, value: Any, message: str) -> None:
@@ -311,4 +325,4 @@ def test_labelled_selection_shifts_at_most_the_capped_frames(
     # half B holds 320 frames: every 4th of them gets the shift
     assert report['partitions']['rain']['validation_frames'] == 80
     _, full = calibrate(tiny_model, drives(0, 5), options)
-    assert full['partitions']['rain']['validation_frames'] == 80  # 2 of the 5 drives: all 80 frames
+    assert full['partitions']['rain']['validation_frames'] == 80  # 2 of 5 drives: every frame

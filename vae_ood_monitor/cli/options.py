@@ -65,6 +65,10 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
                        'alert (split evenly between the partitions; default 1e-4)')
     group.add_argument('--margin', type=float, default=0.25,
                        help='safety margin on the CUSUM threshold (default 0.25 = +25 %%)')
+    group.add_argument('--sequence-share', type=float, default=0.5, metavar='F',
+                       help='share of the calibration drives that fit the CUSUM; the rest give '
+                       'the conformal scores. The CUSUM needs many drives to vouch for few '
+                       'false alarms, the scores fewer (default 0.5; the demo 0.75)')
     group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
                        help="shifts that tune the 'all' partition's CUSUM (default: the "
                        'named partitions, else rain and brightness)')
@@ -90,7 +94,7 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
     return CalibrationOptions(
         target_far=args.target_far, partitions=tuple(args.partitions), selection=args.select,
         sequential=not args.no_sequential, windows=tuple(args.window),
-        alarm_rate=args.alarm_rate, margin=args.margin,
+        alarm_rate=args.alarm_rate, margin=args.margin, sequence_share=args.sequence_share,
         validation_shifts=tuple(args.validation_shifts),
         change=not args.no_change, baseline_frames=args.baseline_frames,
         baseline_gap=args.baseline_gap, change_offset=args.change_offset, seed=args.seed)

@@ -73,6 +73,9 @@ class CalibrationOptions:
     #: CUSUM false alarms per in-distribution frame of the whole alert (split between partitions)
     alarm_rate: float = 1e-4
     margin: float = 0.25
+    #: share of the calibration sequences that fit the CUSUM (half B); the rest (half A) give
+    #: the conformal scores. The thresholds need many drives, the scores far fewer.
+    sequence_share: float = 0.5
     validation_shifts: tuple[str, ...] = ()
     cusum_cap: float = 2.0
     paper_dims: int = 3
@@ -100,6 +103,9 @@ class CalibrationOptions:
             raise ConfigError(f'Validation shifts {list(shifts)!r} must be among: '
                               f'{", ".join(sorted(kinds))}.')
         object.__setattr__(self, 'validation_shifts', shifts)
+        if not 0 < self.sequence_share < 1:
+            raise ConfigError(f'sequence_share {self.sequence_share!r} must be in (0, 1): the '
+                              'share of calibration sequences that fit the CUSUM.')
         if not 0 < self.target_far < 0.5 or not 0 < self.alarm_rate < 1:
             raise ConfigError(f'target_far {self.target_far!r} must be in (0, 0.5) and '
                               f'alarm_rate {self.alarm_rate!r} in (0, 1).')
@@ -139,13 +145,22 @@ class CalibrationOptions:
         return self.validation_shifts or named or ('rain', 'brightness')
 
 
-def split_for_calibration(frames: FrameArray) -> tuple[FrameArray, FrameArray]:
-    """Split into (A, B) by alternating whole sequences (in time halves if there is only one)."""
+def split_for_calibration(frames: FrameArray, share_b: float = 0.5
+                          ) -> tuple[FrameArray, FrameArray]:
+    """Split into (A, B) by whole sequences, ``share_b`` of them to B, spread evenly.
+
+    At 0.5 the sequences alternate (A, B, A, B, ...). A single sequence is split in time
+    instead, its last ``share_b`` of frames to B.
+    """
     groups = np.unique(frames.groups)
     if len(groups) >= 2:
-        in_b = np.isin(frames.groups, groups[1::2])
+        # sequence i goes to B when the running count of B's share passes a whole number
+        steps = np.floor(np.arange(1, len(groups) + 1) * share_b)
+        to_b = np.diff(steps, prepend=0.0) > 0
+        to_b[0], to_b[-1] = False, to_b[-1] or not to_b.any()  # both halves get a sequence
+        in_b = np.isin(frames.groups, groups[to_b])
         return frames.subset(~in_b), frames.subset(in_b)
-    first, second = frames.split_groups(0.5)
+    first, second = frames.split_groups(share_b)
     return first, second
 
 
@@ -159,7 +174,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
     """Calibrate ``bundle`` on held-out in-distribution ``frames``; return it and a report."""
     options = options or CalibrationOptions()
     say = log or (lambda _text: None)
-    part_a, part_b = split_for_calibration(frames)
+    part_a, part_b = split_for_calibration(frames, options.sequence_share)
     if len(part_a) < 100 or len(part_b) < 2 * options.window:
         raise CalibrationError(f'{len(frames)} calibration frames are too few; give at least a '
                                'few hundred held-out in-distribution frames (several sequences).')
