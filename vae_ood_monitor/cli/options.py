@@ -68,7 +68,7 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--sequence-share', type=float, default=0.5, metavar='F',
                        help='share of the calibration drives that fit the CUSUM; the rest give '
                        'the conformal scores. The CUSUM needs many drives to vouch for few '
-                       'false alarms, the scores fewer (default 0.5; the demo 0.75)')
+                       'false alarms, the scores fewer (default 0.5)')
     group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
                        help="shifts that tune the 'all' partition's CUSUM (default: the "
                        'named partitions, else rain and brightness)')
