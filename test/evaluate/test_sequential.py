@@ -13,7 +13,8 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.sequential import (DriveResolution, fit_cusum, log_m_ceiling,
+from vae_ood_monitor.evaluate.sequential import (_onset_counts, _tau_for, DriveResolution,
+                                                 fit_cusum, log_m_ceiling,
                                                  log_martingales, MIN_TAU, run_cusum,
                                                  SequentialFit)
 
@@ -166,6 +167,39 @@ def test_allowed_alarms_lower_tau() -> None:
     assert 0 < loose.id_alarms <= 3
     assert loose.params.tau < strict.params.tau
     assert loose.median_delay <= strict.median_delay
+
+
+def _tau_by_scanning(statistics: list[np.ndarray], allowed: int, margin: float) -> float:
+    """The definition: scan levels down, count onsets frame by frame, stop at the first excess."""
+    tau = max(float(s.max()) for s in statistics)
+    if allowed > 0:
+        for level in np.unique(np.concatenate(statistics))[::-1][1:]:
+            onsets = sum(int(np.count_nonzero((s > level) & ~np.r_[False, s[:-1] > level]))
+                         for s in statistics)
+            if onsets > allowed:
+                break
+            tau = float(level)
+    return max(MIN_TAU, tau * (1.0 + margin))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.0, 2.0, 3.5, 7.0, 40.0]),
+                         min_size=1, max_size=30), min_size=1, max_size=6),
+       st.integers(0, 8), st.sampled_from([0.0, 0.25]))
+def test_tau_equals_the_level_scan(values: list[list[float]], allowed: int,
+                                   margin: float) -> None:
+    """Counting onsets per level by binary search gives the frame-by-frame scan's tau exactly
+    (ties, zeros and plateaus included: CUSUM statistics are full of them)."""
+    statistics = [np.asarray(v, float) for v in values]
+    assert _tau_for(statistics, allowed, margin) == _tau_by_scanning(statistics, allowed, margin)
+
+
+def test_onset_counts_by_hand() -> None:
+    """0 3 1 3 0 5: above 0.5 two onsets (frames 1, 5), above 2 three (1, 3, 5), above 4 one."""
+    statistic = np.array([0.0, 3.0, 1.0, 3.0, 0.0, 5.0])
+    levels = np.array([-1.0, 0.5, 2.0, 3.0, 4.0, 5.0])
+    assert _onset_counts([statistic], levels).tolist() == [1, 2, 3, 1, 1, 0]
+    assert _onset_counts([statistic, statistic], levels).tolist() == [2, 4, 6, 2, 2, 0]
 
 
 @pytest.mark.parametrize('tail', [Tail.UPPER, Tail.LOWER, Tail.TWO_SIDED])

@@ -196,6 +196,25 @@ def _rising_edges(alarm: NDArray[np.bool_]) -> int:
     return int(np.count_nonzero(alarm & ~np.r_[False, alarm[:-1]]))
 
 
+def _onset_counts(statistics: Sequence[NDArray[np.float64]],
+                  levels: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Alarm onsets, summed over the sequences, of ``statistic > level`` at each level.
+
+    Frame t starts an alarm at level L exactly when ``s[t-1] <= L < s[t]`` (``s[-1]`` = -inf),
+    so the count at L is #{rising frames with s[t-1] <= L} - #{rising frames with s[t] <= L}:
+    two sorted arrays and two binary searches per level, instead of a pass over every frame.
+    """
+    starts, ends = [], []
+    for statistic in statistics:
+        previous = np.r_[-np.inf, statistic[:-1]]
+        rising = statistic > previous
+        starts.append(previous[rising])
+        ends.append(statistic[rising])
+    first = np.sort(np.concatenate(starts))
+    last = np.sort(np.concatenate(ends))
+    return first.searchsorted(levels, 'right') - last.searchsorted(levels, 'right')
+
+
 def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: float) -> float:
     """Return the lowest tau with at most ``allowed`` alarm onsets, times (1 + margin).
 
@@ -205,11 +224,11 @@ def _tau_for(statistics: Sequence[NDArray[np.float64]], allowed: int, margin: fl
     """
     tau = max(float(np.max(s)) for s in statistics)
     if allowed > 0:
-        levels = np.unique(np.concatenate(list(statistics)))[::-1]
-        for level in levels[1:]:
-            if sum(_rising_edges(s > level) for s in statistics) > allowed:
-                break
-            tau = float(level)
+        levels = np.unique(np.concatenate(list(statistics)))[::-1][1:]
+        over = np.flatnonzero(_onset_counts(statistics, levels) > allowed)
+        verified = over[0] if over.size else len(levels)
+        if verified > 0:
+            tau = float(levels[verified - 1])
     return max(MIN_TAU, tau * (1.0 + margin))
 
 
