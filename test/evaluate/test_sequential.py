@@ -13,8 +13,8 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.sequential import (_onset_counts, _tau_for, DriveResolution,
-                                                 fit_cusum, log_m_ceiling,
+from vae_ood_monitor.evaluate.sequential import (_onset_counts, _rising_edges, _tau_for,
+                                                 DriveResolution, fit_cusum, log_m_ceiling,
                                                  log_martingales, MIN_TAU, run_cusum,
                                                  SequentialFit)
 
@@ -174,9 +174,7 @@ def _tau_by_scanning(statistics: list[np.ndarray], allowed: int, margin: float) 
     tau = max(float(s.max()) for s in statistics)
     if allowed > 0:
         for level in np.unique(np.concatenate(statistics))[::-1][1:]:
-            onsets = sum(int(np.count_nonzero((s > level) & ~np.r_[False, s[:-1] > level]))
-                         for s in statistics)
-            if onsets > allowed:
+            if sum(_rising_edges(s > level) for s in statistics) > allowed:
                 break
             tau = float(level)
     return max(MIN_TAU, tau * (1.0 + margin))
