@@ -37,6 +37,27 @@ def test_train_writes_a_complete_run(work: Path) -> None:
     assert meta['config']['epochs'] == 1 and meta['data']['frames'] == 96
     assert [h['epoch'] for h in meta['history']] == [1]
     assert (work / 'run' / 'model.pt').is_file()
+    # guided dims by default: one per augmented shift
+    assert meta['config']['guide'] == ['rain', 'brightness']
+    assert meta['config']['guide_weight'] == 1000.0 and 'guide_error' in meta['history'][0]
+
+
+def test_train_guide_options(work: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'rain', *TRAIN,
+                     '--limit', 48, '--guide', 'rain', '--guide-weight', 10)
+    meta = json.loads((tmp_path / 'rain' / 'run.json').read_text())
+    assert code == 0 and meta['config']['guide'] == ['rain']
+    assert meta['config']['guide_weight'] == 10.0
+    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'free', *TRAIN,
+                     '--limit', 48, '--no-guide')
+    meta = json.loads((tmp_path / 'free' / 'run.json').read_text())
+    assert code == 0 and meta['config']['guide'] == []
+    assert 'guide_error' not in meta['history'][0]
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TRAIN,
+                       '--guide', 'fog')
+    assert code == 2 and "guide ['fog'] must name distinct shifts of augment" in err
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_train_prints_a_summary(work: Path, tmp_path: Path,
@@ -47,6 +68,7 @@ def test_train_prints_a_summary(work: Path, tmp_path: Path,
     assert out.startswith(f'trained tiny on 48 frames -> {tmp_path / "run"} (final loss ')
     meta = json.loads((tmp_path / 'run' / 'run.json').read_text())
     assert meta['config']['augment'] == [] and meta['config']['seed'] == 3
+    assert meta['config']['guide'] == []  # nothing augmented, nothing to guide
     # the augmentation is off, the epoch is still chosen by the validation-shift probe
     assert meta['selection']['rule'] == 'detection' and meta['selection']['epoch'] == 1
     assert out.splitlines()[1].startswith('kept epoch 1 of 1 (best validation-shift AUROC: '

@@ -13,8 +13,8 @@ import pytest
 from vae_ood_monitor.core.errors import ConfigError, DataError
 from vae_ood_monitor.data.scenes import RoadScene, SceneConfig
 from vae_ood_monitor.data.shifts import (
-    apply_shift, augment_in_range, brightness_factor, sample_severity, SEVERITY_RANGES,
-    ShiftKind, ShiftProcess, SPLITS)
+    apply_shift, augment_in_range, augment_with_levels, brightness_factor, sample_severity,
+    SEVERITY_RANGES, ShiftKind, ShiftProcess, SPLITS)
 
 
 @pytest.fixture(scope='module')
@@ -205,6 +205,30 @@ def test_augment_in_range(frame: np.ndarray) -> None:
     full = [abs(_value(augment_in_range(frame, np.random.default_rng(i), ('brightness',), 1.0,
                                         split='full')) / _value(frame) - 1) for i in range(20)]
     assert max(full) > 0.6                # the full range reaches test-range severities
+
+
+def test_augment_with_levels_reports_what_it_applied(frame: np.ndarray) -> None:
+    value = _value(frame)
+    signs = set()
+    for seed in range(40):
+        image, levels = augment_with_levels(frame, np.random.default_rng(seed))
+        # same draws, same image as the plain augmentation
+        assert np.array_equal(image, augment_in_range(frame, np.random.default_rng(seed)))
+        assert set(levels) == {'rain', 'brightness'}
+        assert 0.0 <= levels['rain'] <= SEVERITY_RANGES[ShiftKind.RAIN]['train'][1]
+        level = levels['brightness']
+        assert abs(level) <= SEVERITY_RANGES[ShiftKind.BRIGHTNESS]['train'][1]
+        if levels['rain'] == 0.0 and abs(level) > 0.1:  # brightness alone: its sign is its way
+            signs.add(level > 0)
+            expected = brightness_factor(abs(level), 1 if level > 0 else -1)
+            assert _value(image) / value == pytest.approx(expected, rel=0.05)
+        if levels == {'rain': 0.0, 'brightness': 0.0}:
+            assert np.array_equal(image, frame)
+    assert signs == {True, False}  # both directions came up and were told apart
+    _, none = augment_with_levels(frame, np.random.default_rng(0), ('rain',), p=0.0)
+    assert none == {'rain': 0.0}
+    with pytest.raises(ConfigError, match='unknown shift kind'):
+        augment_with_levels(frame, np.random.default_rng(0), ('hail',))
 
 
 def test_full_split_spans_zero_to_one() -> None:

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pytest
 import torch
 
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.dataset import FrameArray
-from vae_ood_monitor.train.trainer import load_run, train, TrainConfig
+from vae_ood_monitor.data.shifts import ShiftKind
+from vae_ood_monitor.train.runtime import images_tensor
+from vae_ood_monitor.train.trainer import guide_targets, load_run, train, TrainConfig
 
 Frames = Callable[..., FrameArray]
 CONFIG = TrainConfig(preset='tiny', epochs=2, threads=1, amp='off')
@@ -88,3 +91,52 @@ def test_unfinished_run_cannot_be_exported(tmp_path: Path) -> None:
         load_run(tmp_path)
     with pytest.raises(ConfigError, match='not a training run'):
         load_run(tmp_path / 'missing')
+
+
+def test_guide_targets_scale_each_level_by_its_training_range() -> None:
+    levels = [{'rain': 0.15, 'brightness': -0.4}, {'rain': 0.0, 'brightness': 0.1}]
+    targets = guide_targets(levels, ('rain', 'brightness'))
+    # rain's training range ends at 0.3, brightness's at 0.4
+    np.testing.assert_allclose(targets, [[0.5, -1.0], [0.0, 0.25]])
+    assert guide_targets(levels, ('brightness',)).shape == (2, 1)
+
+
+def test_guide_config_is_checked() -> None:
+    with pytest.raises(ConfigError, match='distinct shifts of augment'):
+        TrainConfig(guide=('fog',))
+    with pytest.raises(ConfigError, match='distinct shifts of augment'):
+        TrainConfig(guide=('rain',), augment=())
+    with pytest.raises(ConfigError, match='distinct shifts of augment'):
+        TrainConfig(guide=('rain', 'rain'))
+    with pytest.raises(ConfigError, match='guide_weight'):
+        TrainConfig(guide=('rain',), guide_weight=0.0)
+    with pytest.raises(ConfigError, match='no free latent dim'):
+        every = tuple(k.value for k in ShiftKind)  # 8 shifts for the tiny preset's 8 dims
+        TrainConfig(preset='tiny', guide=every, augment=every)
+    assert TrainConfig(guide=['rain']).resolved()['guide'] == ['rain']
+
+
+def test_guided_dim_learns_the_augmentation_level(tmp_path: Path, tiny_frames: Frames) -> None:
+    from vae_ood_monitor.data.shifts import apply_shift
+
+    frames = tiny_frames(n=192, groups=8)
+    config = TrainConfig(preset='tiny', epochs=4, threads=1, amp='off', guide=('brightness',),
+                         augment=('brightness',), augment_p=0.8)
+    train(frames, tmp_path / 'guided', config, progress=False)
+    meta = json.loads((tmp_path / 'guided' / 'run.json').read_text())
+    assert meta['config']['guide'] == ['brightness']
+    errors = [h['guide_error'] for h in meta['history']]
+    assert errors[-1] < errors[0]
+    _, model = load_run(tmp_path / 'guided')
+    clean = frames.images[::4]
+
+    def mean_mu(direction: int) -> float:
+        rng = np.random.default_rng(0)
+        images = np.stack([apply_shift(img, 'brightness', 0.4, rng, direction=direction)
+                           for img in clean])
+        with torch.no_grad():
+            mu, _ = model.encoder(images_tensor(images, torch.device('cpu')))
+        return float(mu[:, 0].mean())
+
+    # dim 0 orders darker < brighter frames, as its targets (-1, +1) do
+    assert mean_mu(1) - mean_mu(-1) > 0.5

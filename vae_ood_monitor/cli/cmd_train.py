@@ -33,7 +33,16 @@ def register(commands: argparse._SubParsersAction) -> None:
                         'training time and teacher inference (`vae-ood compress` distils it '
                         'back into one lean student)')
     parser.add_argument('--no-augment', action='store_true',
-                        help='disable in-range rain/brightness augmentation')
+                        help='disable in-range rain/brightness augmentation (and guiding)')
+    parser.add_argument('--guide', nargs='+', default=None, metavar='SHIFT',
+                        help='augmented shifts whose level latent dims 0, 1, ... learn to carry '
+                        '(default: every augmented shift, rain and brightness): their KL then '
+                        'rises with that shift alone, far past training for test-range '
+                        'severities')
+    parser.add_argument('--no-guide', action='store_true',
+                        help='no guided dims: every dim is free, as in the paper')
+    parser.add_argument('--guide-weight', type=float, default=1000.0,
+                        help='weight of the guided dims\' squared error against the VAE loss')
     parser.add_argument('--val-fraction', type=float, default=0.1,
                         help='last fraction of every sequence held out for validation')
     parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
@@ -75,6 +84,8 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, beta=args.beta, seed=args.seed,
                          augment=() if args.no_augment else ('rain', 'brightness'),
+                         guide=() if args.no_guide or args.no_augment else args.guide,
+                         guide_weight=args.guide_weight,
                          val_fraction=args.val_fraction, amp=args.amp, threads=args.threads,
                          device=args.device, select=args.select,
                          select_shifts=tuple(args.select_shifts))

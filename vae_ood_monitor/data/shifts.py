@@ -41,7 +41,7 @@ from numpy.typing import NDArray
 
 from vae_ood_monitor.core.errors import ConfigError, DataError
 from vae_ood_monitor.data.shifts_objects import render_objects
-from vae_ood_monitor.data.shifts_render import brightness_factor, RENDERERS
+from vae_ood_monitor.data.shifts_render import brightness_direction, brightness_factor, RENDERERS
 
 __all__ = [
     'SEVERITY_RANGES',
@@ -50,6 +50,7 @@ __all__ = [
     'SPLITS',
     'apply_shift',
     'augment_in_range',
+    'augment_with_levels',
     'brightness_factor',
     'sample_severity',
     'shift_frames',
@@ -151,8 +152,16 @@ def apply_shift(image: NDArray[np.uint8], kind: ShiftKind | str, severity: float
         DataError: ``image`` is not an RGB uint8 (h, w, 3) array.
     """
     k, s, d = _kind(kind), _severity(severity), _direction(direction)
-    img, gen = _image(image), _rng(rng)
-    return _render(img, k, s, (int(gen.integers(2 ** 62)), _CODES[k]), 0, d)
+    return _apply(_image(image), k, s, _rng(rng), d)[0]
+
+
+def _apply(image: NDArray[np.uint8], kind: ShiftKind, s: float, gen: np.random.Generator,
+           direction: int | None) -> tuple[NDArray[np.uint8], float]:
+    """Shift one checked image; return it and the signed level (see augment_with_levels)."""
+    key = (int(gen.integers(2 ** 62)), _CODES[kind])
+    if kind is ShiftKind.BRIGHTNESS and direction is None:
+        direction = brightness_direction(key)  # the one the renderer would draw itself
+    return _render(image, kind, s, key, 0, direction), s * (direction or 1)
 
 
 def sample_severity(kind: ShiftKind | str, split: str, rng: np.random.Generator) -> float:
@@ -215,12 +224,27 @@ def augment_in_range(image: NDArray[np.uint8], rng: np.random.Generator,
     ``split='full'`` draws severities from all of [0, 1] instead (distillation inputs).
     Always returns a new array (a copy when nothing was applied).
     """
+    return augment_with_levels(image, rng, kinds, p, split)[0]
+
+
+def augment_with_levels(image: NDArray[np.uint8], rng: np.random.Generator,
+                        kinds: Iterable[ShiftKind | str] = ('rain', 'brightness'),
+                        p: float = 0.5, split: str = 'train'
+                        ) -> tuple[NDArray[np.uint8], dict[str, float]]:
+    """:func:`augment_in_range` that also says what it applied: ``{kind: level}`` per kind.
+
+    The level is the severity drawn (0.0 where the kind was not applied), negative for a
+    darkening brightness shift, so that a brighter and a darker frame of the same severity
+    differ. Same draws, same image as :func:`augment_in_range` for the same generator state.
+    """
     if (isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p)
             or not 0.0 <= p <= 1.0):
         raise ConfigError(f'p must be a probability in [0, 1], got {p!r}')
     checked = [_kind(kinds)] if isinstance(kinds, str) else [_kind(k) for k in kinds]
     out, gen = _image(image).copy(), _rng(rng)
+    levels = dict.fromkeys((kind.value for kind in checked), 0.0)
     for kind in checked:
         if gen.random() < p:
-            out = apply_shift(out, kind, sample_severity(kind, split, gen), gen)
-    return out
+            out, levels[kind.value] = _apply(out, kind, sample_severity(kind, split, gen), gen,
+                                             None)
+    return out, levels

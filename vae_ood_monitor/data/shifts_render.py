@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ['RENDERERS', 'brightness_factor', 'per_frame', 'static']
+__all__ = ['RENDERERS', 'brightness_direction', 'brightness_factor', 'per_frame', 'static']
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
@@ -107,9 +107,14 @@ def brightness_factor(s: float, direction: int) -> float:
     return 1.5 ** (s / 0.4) if direction > 0 else 2.0 ** (-s / 0.4)
 
 
+def brightness_direction(key: Key) -> int:
+    """Return the direction (+1 brighter, -1 darker) a brightness shift with ``key`` draws."""
+    return 1 if static(key).random() < 0.5 else -1
+
+
 def _brightness(img: U8, s: float, key: Key, index: int, direction: int | None) -> U8:
     if direction is None:
-        direction = 1 if static(key).random() < 0.5 else -1
+        direction = brightness_direction(key)
     factor = brightness_factor(s, direction)
     lut = np.clip(np.arange(256) * factor + 0.5, 0, 255).astype(np.uint8)
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)

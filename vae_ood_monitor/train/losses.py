@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-__all__ = ['gaussian_kl', 'kl_per_dim', 'vae_loss']
+__all__ = ['gaussian_kl', 'guide_loss', 'kl_per_dim', 'vae_loss']
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -27,3 +27,16 @@ def vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar
     bce = F.binary_cross_entropy(recon.float(), target, reduction='sum') / n
     kl = kl_per_dim(mu.float(), logvar.float()).sum() / n
     return bce + beta * kl, bce, kl
+
+
+def guide_loss(mu: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of the first ``target.shape[1]`` latent dims against their targets.
+
+    Their means learn ``target``, their log-variances 0 (the prior's unit variance), so that a
+    guided dim's KL is ``0.5 * mu ** 2`` and says only how far the level is from 0: a posterior
+    that narrows or widens with the scene would blur it (a free log-variance moved the KL the
+    other way as the level rose). Summed over those dims, averaged over the batch (the guided
+    dims of :class:`~vae_ood_monitor.train.trainer.TrainConfig`).
+    """
+    k = target.shape[1]
+    return ((mu[:, :k].float() - target).pow(2) + logvar[:, :k].float().pow(2)).sum(dim=1).mean()

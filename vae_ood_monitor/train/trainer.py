@@ -44,8 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vae_ood_monitor import __version__
 from vae_ood_monitor.core.errors import ConfigError
-from vae_ood_monitor.data.shifts import augment_in_range
-from vae_ood_monitor.train.losses import vae_loss
+from vae_ood_monitor.data.shifts import augment_with_levels, SEVERITY_RANGES, ShiftKind
+from vae_ood_monitor.train.losses import guide_loss, vae_loss
 from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleVAE, get_preset,
                                           VAE)
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
@@ -56,8 +56,8 @@ from vae_ood_monitor.train.selection import best_epoch, check_selection, Detecti
 if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['RunInfo', 'TrainConfig', 'load_run', 'save_state', 'train', 'train_ensemble',
-           'versions']
+__all__ = ['RunInfo', 'TrainConfig', 'guide_targets', 'load_run', 'save_state', 'train',
+           'train_ensemble', 'versions']
 
 RUN_FILE = 'run.json'
 CHECKPOINT_FILE = 'checkpoint.pt'
@@ -88,6 +88,13 @@ class TrainConfig:
     select: str = 'detection'
     #: Validation shifts that score each epoch when select is 'detection'.
     select_shifts: tuple[str, ...] = ('rain', 'brightness')
+    #: Guided dims: latent dim k (k = 0, 1, ...) of every model is trained to carry the level
+    #: of the k-th of these augmentation shifts (0 on frames without it, 1 at the top of its
+    #: training range, negative for darkening), see :func:`guide_targets`. None: every shift
+    #: in ``augment``; () turns guiding off.
+    guide: tuple[str, ...] | None = None
+    #: Weight of the guided dims' squared error against the β-VAE loss (per image).
+    guide_weight: float = 1000.0
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
@@ -96,6 +103,19 @@ class TrainConfig:
         if self.schedule not in ('constant', 'onecycle'):
             raise ConfigError(f"schedule {self.schedule!r} must be 'constant' or 'onecycle'.")
         object.__setattr__(self, 'augment', tuple(self.augment))
+        object.__setattr__(self, 'guide', tuple(self.augment if self.guide is None
+                                                else self.guide))
+        stray = [k for k in self.guide if k not in self.augment]
+        if stray or len(set(self.guide)) != len(self.guide):
+            raise ConfigError(f'guide {list(self.guide)!r} must name distinct shifts of augment '
+                              f'{list(self.augment)!r}: a dim can only learn the level of a '
+                              'shift that training applies.')
+        if len(self.guide) >= get_preset(self.preset).encoder.latent_dim:
+            raise ConfigError(f'guide {list(self.guide)!r} leaves no free latent dim in preset '
+                              f'{self.preset!r}; guide fewer shifts.')
+        if not (isinstance(self.guide_weight, (int, float)) and math.isfinite(self.guide_weight)
+                and self.guide_weight > 0):
+            raise ConfigError(f'guide_weight {self.guide_weight!r} must be a positive number.')
         for name in ('epochs', 'batch_size'):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -115,6 +135,7 @@ class TrainConfig:
                 values[name] = getattr(preset, name)
         values['augment'] = list(self.augment)
         values['select_shifts'] = list(self.select_shifts)
+        values['guide'] = list(self.guide)
         return values
 
 
@@ -300,11 +321,29 @@ def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo, *,
         out.mkdir(parents=True, exist_ok=True)
 
 
+def guide_targets(levels: list[dict[str, float]], guide: tuple[str, ...]) -> np.ndarray:
+    """Targets of the guided dims: each level over the top of its kind's training range.
+
+    ``levels`` holds one ``{kind: level}`` per image (:func:`augment_with_levels`). A guided dim
+    learns 0 on clean frames and up to +-1 at the strongest training augmentation, so heavier
+    test-range shifts push its posterior mean past anything seen in training and its KL up.
+    """
+    tops = [SEVERITY_RANGES[ShiftKind(kind)]['train'][1] for kind in guide]
+    return np.array([[image[kind] / top for kind, top in zip(guide, tops)] for image in levels],
+                    dtype=np.float32).reshape(len(levels), len(guide))
+
+
 def _batch_tensor(images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...],
-                  p: float, device: torch.device) -> torch.Tensor:
+                  p: float, device: torch.device, guide: tuple[str, ...] = ()
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Augment a batch; return it as a tensor, and the guided dims' targets (or None)."""
+    target = None
     if kinds and p > 0:
-        images = np.stack([augment_in_range(img, rng, kinds=kinds, p=p) for img in images])
-    return images_tensor(images, device)
+        pairs = [augment_with_levels(img, rng, kinds=kinds, p=p) for img in images]
+        images = np.stack([image for image, _ in pairs])
+        if guide:
+            target = torch.from_numpy(guide_targets([lv for _, lv in pairs], guide)).to(device)
+    return images_tensor(images, device), target
 
 
 def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | None = None, *,
@@ -326,6 +365,7 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
     _prepare_out(out, resume, force, dist_info)
     seed_everything(config.seed)
     amp = amp_dtype(config.amp, device)
+    guide = config.guide or ()
 
     train_set, val_set = data.split_groups(config.val_fraction)
     if len(train_set) < settings['batch_size'] * dist_info.world:
@@ -371,14 +411,19 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
         aug_rng = np.random.default_rng([config.seed, epoch, dist_info.rank, 1])
         net.train()
         totals = np.zeros(3)
+        guide_total = 0.0
         for step in range(steps):
             index = np.sort(shard[step * settings['batch_size']:(step + 1)
                                   * settings['batch_size']])
-            x = _batch_tensor(train_set.images[index], aug_rng, config.augment,
-                              config.augment_p, device)
+            x, target = _batch_tensor(train_set.images[index], aug_rng, config.augment,
+                                      config.augment_p, device, guide)
             with autocast(device, amp):
                 recon, mu, logvar = net(x)
             loss, bce, kl = vae_loss(recon, x, mu, logvar, settings['beta'])
+            if target is not None:
+                guided = guide_loss(mu, logvar, target)
+                loss = loss + config.guide_weight * guided
+                guide_total += guided.item()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -399,6 +444,8 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
             totals = reduced.numpy() / dist_info.world
         record = {'epoch': epoch + 1, 'loss': totals[0] / steps, 'bce': totals[1] / steps,
                   'kl': totals[2] / steps}
+        if guide:  # rank 0's guide loss per guided dim (not all-reduced)
+            record['guide_error'] = guide_total / steps / len(guide)
         if dist_info.main:
             record.update(_validate(model, val_set, settings, device, amp))
             if probe is not None:
@@ -452,8 +499,8 @@ def _validate(model: VAE, val_set: FrameArray, settings: dict[str, Any], device:
     totals = np.zeros(3)
     size = settings['batch_size']
     for start in range(0, len(val_set), size):
-        x = _batch_tensor(val_set.images[start:start + size], np.random.default_rng(0), (), 0.0,
-                          device)
+        x, _ = _batch_tensor(val_set.images[start:start + size], np.random.default_rng(0), (),
+                             0.0, device)
         with autocast(device, amp):
             recon, mu, logvar = model(x)
         loss, bce, kl = vae_loss(recon, x, mu, logvar, settings['beta'])
