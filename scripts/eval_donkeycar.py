@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
                         help="which training epoch's weights the teacher keeps")
+    parser.add_argument('--no-guide', action='store_true',
+                        help='train without guided dims (for a side-by-side run)')
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
     parser.add_argument('--no-change', action='store_true',
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if run is None:
         run = args.out / 'run'
         info = train_ensemble(train_set, run, TrainConfig(preset='default', epochs=args.epochs,
-                                                          seed=args.seed, select=args.select),
+                                                          seed=args.seed, select=args.select,
+                                                          guide=() if args.no_guide else None),
                               args.members)
         print(f'trained ({time.monotonic() - started:.0f} s so far); '
               f'{describe_selection(info.selection, len(info.history))}')
