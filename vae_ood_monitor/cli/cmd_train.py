@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--no-guide', action='store_true',
                         help='no guided dims: every dim is free, as in the paper')
     parser.add_argument('--guide-weight', type=float, default=1000.0,
-                        help='weight of the guided dims\' squared error against the VAE loss')
+                        help="weight of the guided dims' squared error against the VAE loss")
     parser.add_argument('--val-fraction', type=float, default=0.1,
                         help='last fraction of every sequence held out for validation')
     parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
