@@ -54,6 +54,10 @@ def test_train_guide_options(work: Path, tmp_path: Path,
     meta = json.loads((tmp_path / 'free' / 'run.json').read_text())
     assert code == 0 and meta['config']['guide'] == []
     assert 'guide_error' not in meta['history'][0]
+    for name, says in (('rain', 'frames, guided dims: rain (dim 0)\n'), ('free', 'frames\n')):
+        assert run(capsys, 'export', tmp_path / name, '--out', tmp_path / f'{name}.vood')[0] == 0
+        code, out, _ = run(capsys, 'info', tmp_path / f'{name}.vood')
+        assert code == 0 and out.endswith(says)
     code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TRAIN,
                        '--guide', 'fog')
     assert code == 2 and "guide ['fog'] must name distinct shifts of augment" in err
@@ -90,7 +94,8 @@ def test_train_an_ensemble_and_export_it(work: Path, tmp_path: Path,
     assert code == 0 and load_bundle(tmp_path / 'ens.vood').manifest.model.latent_dim == 16
     code, out, _ = run(capsys, 'info', tmp_path / 'ens.vood')
     assert code == 0 and 'latent 16' in out
-    assert 'trained preset tiny, data 48 frames, an ensemble of 2 seeds (3, 4)' in out
+    assert ('trained preset tiny, data 48 frames, an ensemble of 2 seeds (3, 4), guided dims: '
+            'rain (dim 0), brightness (dim 1) of each model') in out
     code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
                        '--members', 3, '--resume')
     assert code == 2 and 'ensemble of 2 members, not 3; resume it with the same --members' in err

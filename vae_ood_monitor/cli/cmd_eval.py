@@ -196,6 +196,12 @@ def _info(args: argparse.Namespace) -> int:
                     f'({", ".join(str(m.get("seed")) for m in members)})'
                     if isinstance(members, list) and members
                     and all(isinstance(m, dict) for m in members) else '')
+        train = provenance.get('train')
+        guide = train.get('guide') if isinstance(train, dict) else None
+        guided = (', guided dims: ' + ', '.join(f'{kind} (dim {number})' for number, kind
+                                                in enumerate(guide))
+                  + (' of each model' if ensemble else '')
+                  if isinstance(guide, list) and guide else '')
         print(f'  trained preset {provenance.get("preset", "?")}, data '
-              f'{provenance.get("data", {}).get("frames", "?")} frames{ensemble}')
+              f'{provenance.get("data", {}).get("frames", "?")} frames{ensemble}{guided}')
     return 0
