@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vae_ood_monitor.core.dims import labelled_dims, paper_dims, per_dim_auroc, tail_score
+from vae_ood_monitor.core.dims import (labelled_dims, paper_dims, per_dim_auroc, separation_gap,
+                                       tail_score)
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.typedefs import Tail
 
@@ -90,3 +91,25 @@ def test_labelled_rule_needs_both_sets() -> None:
         labelled_dims(_id(), np.zeros((0, DIMS)))
     with pytest.raises(CalibrationError, match='needs in-distribution and shifted frames'):
         labelled_dims(np.zeros((0, DIMS)), _id())
+
+
+def test_separation_gap_by_hand() -> None:
+    low, high = np.ones(100), np.full(100, np.exp(2.0))
+    assert separation_gap(low, high, Tail.UPPER) == pytest.approx(2.0)
+    assert separation_gap(high, low, Tail.LOWER) == pytest.approx(2.0)
+    assert separation_gap(high, low, Tail.UPPER) == pytest.approx(-2.0)  # overlap: negative
+    assert np.isfinite(separation_gap(np.zeros(10), high, Tail.UPPER))
+
+
+def test_labelled_rule_prefers_the_widest_gap_where_auroc_saturates() -> None:
+    rng = np.random.default_rng(0)
+    id_kl = rng.uniform(0.04, 0.06, (FRAMES, DIMS))
+    ood = rng.uniform(1.4, 1.6, (FRAMES, DIMS))
+    ood[:, 3:] = id_kl[:, 3:]  # dims 0-2 see the shift (three guided dims), 3-5 do not
+    for dim in range(3):  # each shifted dim has its own rare quirk on normal frames
+        id_kl[rng.choice(FRAMES, FRAMES // 50, replace=False), dim] = 0.8
+    assert (per_dim_auroc(id_kl, ood)[:3] == 1.0).all()  # any one alone separates perfectly
+    dims, tail, auroc = labelled_dims(id_kl, ood)
+    assert (dims, tail, auroc) == ((0, 1, 2), Tail.UPPER, 1.0)
+    gap = separation_gap(id_kl[:, :3].sum(axis=1), ood[:, :3].sum(axis=1), Tail.UPPER)
+    assert gap > max(separation_gap(id_kl[:, d], ood[:, d], Tail.UPPER) for d in range(3))

@@ -10,9 +10,10 @@ Three rules, all recorded in the manifest:
 ``labelled``
     the sounder supervised rule: per-dim AUROC between in-distribution frames and validation
     frames carrying the partition's shift; keep the best dims, choosing how many by the AUROC
-    of their sum, and which tail: a shift may raise the KL of some dims (the posterior moves
-    away from the prior) or lower it (the encoder grows uncertain and its posterior widens back
-    towards the prior, as heavy rain and blur do).
+    of their sum (ties: the widest gap between the two sets' extremes), and which tail: a
+    shift may raise the KL of some dims (the posterior moves away from the prior) or lower it
+    (the encoder grows uncertain and its posterior widens back towards the prior, as heavy
+    rain and blur do in models without guided dims).
 ``all``
     every dim summed (no selection).
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ['labelled_dims', 'paper_dims', 'per_dim_auroc', 'tail_score']
+__all__ = ['labelled_dims', 'paper_dims', 'per_dim_auroc', 'separation_gap', 'tail_score']
 
 
 def _roc_auc(labels: NDArray[np.float64], scores: NDArray[np.float64]) -> float:
@@ -82,6 +83,20 @@ def tail_score(scores: NDArray[np.float64], tail: Tail,
     return np.abs(np.log(np.maximum(scores, 1e-12)) - centre)
 
 
+def separation_gap(id_scores: NDArray[np.float64], ood_scores: NDArray[np.float64],
+                   tail: Tail, level: float = 0.01) -> float:
+    """How far apart the extremes are: the nearer ``level`` tails, in log space.
+
+    Upper tail: log of the shifted scores' ``level`` quantile minus log of the in-distribution
+    scores' ``1 - level`` quantile (lower tail: the other way round). Positive when those
+    quantiles do not overlap, larger the wider the gap, in nats of ratio. Scores are KL sums
+    (non-negative); they are floored at 1e-12 before the log.
+    """
+    low, high = (ood_scores, id_scores) if tail is Tail.UPPER else (id_scores, ood_scores)
+    return float(np.log(max(float(np.quantile(low, level)), 1e-12))
+                 - np.log(max(float(np.quantile(high, 1.0 - level)), 1e-12)))
+
+
 def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
                   count: int | None = None, tails: Sequence[Tail] = tuple(Tail)
                   ) -> tuple[tuple[int, ...], Tail, float]:
@@ -90,27 +105,36 @@ def labelled_dims(id_kl: NDArray[np.float64], ood_kl: NDArray[np.float64],
     For the upper tail, dims are taken in order of decreasing per-dim AUROC; for the lower tail
     in order of increasing AUROC (their KL falls under the shift); ``count`` None picks the
     prefix whose sum separates best. Two-sided uses every dim. Returns (dims, tail, AUROC of the
-    partition's score on the validation frames). Ties prefer the paper's upper tail, then fewer
-    dims.
+    partition's score on the validation frames).
+
+    Choices within 0.001 of the best AUROC tie; among them the widest
+    :func:`separation_gap` wins (the two-sided choice counts as no gap), and exact ties
+    prefer the paper's upper tail, then fewer dims. The gap decides where AUROC saturates:
+    several guided dims of an ensemble each separate a shift perfectly, and their sum, which
+    averages one member's quirks away, keeps the widest gap.
     """
     if len(id_kl) == 0 or len(ood_kl) == 0:
         raise CalibrationError('The labelled rule needs in-distribution and shifted frames.')
     per_dim = per_dim_auroc(id_kl, ood_kl)
     labels = np.r_[np.zeros(len(id_kl)), np.ones(len(ood_kl))]
     both = np.concatenate([id_kl, ood_kl])
-    best: tuple[float, tuple[int, ...], Tail] = (-1.0, (), Tail.UPPER)
+    split = len(id_kl)
+    candidates: list[tuple[float, float, tuple[int, ...], Tail]] = []  # auroc, gap, dims, tail
     for tail in tails:
         if tail is Tail.TWO_SIDED:
             sums = both.sum(axis=1)
-            auroc = _roc_auc(labels, tail_score(sums, tail, sums[:len(id_kl)]))
-            if auroc > best[0] + 1e-3:
-                best = (auroc, tuple(range(both.shape[1])), tail)
+            auroc = _roc_auc(labels, tail_score(sums, tail, sums[:split]))
+            candidates.append((auroc, -np.inf, tuple(range(both.shape[1])), tail))
             continue
         order = np.argsort(-per_dim if tail is Tail.UPPER else per_dim, kind='stable')
         cumulative = np.cumsum(both[:, order], axis=1)
         for size in ([count] if count else range(1, both.shape[1] + 1)):
-            scores = tail_score(cumulative[:, size - 1], tail, cumulative[:len(id_kl), size - 1])
-            auroc = _roc_auc(labels, scores)
-            if auroc > best[0] + 1e-3:  # prefer the earlier (upper) tail and fewer dims
-                best = (auroc, tuple(int(d) for d in sorted(order[:size])), tail)
-    return best[1], best[2], best[0]
+            sums = cumulative[:, size - 1]
+            auroc = _roc_auc(labels, tail_score(sums, tail, sums[:split]))
+            candidates.append((auroc, separation_gap(sums[:split], sums[split:], tail),
+                               tuple(int(d) for d in sorted(order[:size])), tail))
+    top = max(c[0] for c in candidates)
+    tied = [c for c in candidates if c[0] >= top - 1e-3]
+    widest = max(c[1] for c in tied)
+    auroc, _, dims, tail = next(c for c in tied if c[1] == widest)  # first: upper, fewer dims
+    return dims, tail, auroc
