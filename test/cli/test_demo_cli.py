@@ -31,7 +31,7 @@ def test_quick_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = load_bundle(work / 'model.vood')
     assert model.manifest.calibrated and model.manifest.model.latent_dim == 16
     assert [p.name for p in model.manifest.partitions] == [
-        'all', 'rain', 'brightness', 'all_change', 'rain_change', 'brightness_change']
+        'rain', 'brightness', 'rain_change', 'brightness_change']
     assert model.manifest.schema_version == 2
     report = (work / 'report' / 'report.md').read_text()
     assert report.startswith('# Demo evaluation (tiny preset)') and '## Sequences' in report

@@ -41,7 +41,12 @@ PLANS = {
     'quick': DemoPlan('tiny', train_drives=8, calib_drives=32, test_drives=8, frames=40,
                       epochs=3, shifted_drives=2, eval_frames=300, members=2),
 }
-PARTITIONS = ('all', 'rain', 'brightness')
+# The shifts the demo names, each with its change twin. The generic `all` partition is left
+# out: on the guided ensemble it added the one false alarm of the 100 test drives (a world of
+# white floors) and, on 300 further unseen drives, 9 alarmed drives instead of 5, while the
+# guided dims already catch the other texture shifts (snow, noise); add it for your robot with
+# `vae-ood calibrate --partitions all rain brightness` (README, "Measured results").
+PARTITIONS = ('rain', 'brightness')
 SEQUENCE_SHIFTS = ('rain', 'brightness')
 
 
@@ -50,11 +55,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         'demo', help='synthesise, train, export, calibrate and evaluate on every shift',
         description='Runs the whole workflow on synthetic road scenes in a work folder: renders '
-        'drives, trains three models of the default preset (seeds side by side), exports and '
-        'calibrates a bundle (partitions all, '
-        'rain, brightness with the sequential test), then evaluates every OOD shift frame by '
-        'frame and the decision rules on m1/m2/m3 sequences. About 25-30 minutes on 2 CPU '
-        'cores (--members 1: about 12); --quick: two tiny models in about a minute.')
+        'drives, trains three models of the default preset (seeds side by side, guided rain '
+        'and brightness dims), exports and calibrates a bundle (partitions rain and '
+        'brightness with the sequential test), then evaluates every OOD shift frame by '
+        'frame and the decision rules on m1/m2/m3 sequences. About 20-60 minutes on 2 CPU '
+        'cores, by the machine (--members 1: a third of it); --quick: two tiny models in '
+        'about a minute.')
     parser.add_argument('--work', type=Path, default=Path('work/demo'), help='work folder')
     parser.add_argument('--quick', action='store_true', help='tiny preset, few frames')
     parser.add_argument('--seed', type=int, default=0)
