@@ -98,3 +98,15 @@ def bundle_for_frames(frames: list[np.ndarray], *, alert: bool, height: int = 12
     partition = Partition('all', tuple(range(latent)), calibration_scores=scores,
                           threshold=level)
     return base.with_manifest(partitions=(partition,))
+
+
+def rows_with_kl(kl: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+    """Encoding rows (mu, logvar[, stats]) whose per-dim KL is exactly ``kl`` (..., D).
+
+    With logvar 0 the KL of a dim is mu**2 / 2, so mu = sqrt(2 kl).
+    """
+    kl = np.asarray(kl, np.float64)
+    parts = [np.sqrt(2.0 * kl), np.zeros_like(kl)]
+    if stats is not None:
+        parts.append(np.asarray(stats, np.float64))
+    return np.concatenate(parts, axis=-1)

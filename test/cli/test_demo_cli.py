@@ -18,21 +18,32 @@ def test_quick_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['demo', '--quick', '--work', str(work)]) == 0
     out = capsys.readouterr().out
     assert '1/5 synthesising road scenes' in out and '] done' in out
-    table = out.split('Frame-level detection per test-range shift:\n')[1].splitlines()
+    table = out.split('Frame-level detection per test-range shift ("named": augmented in '
+                      'training or used by calibration; the others were never shown to the '
+                      'detector):\n')[1].splitlines()
     assert table[0].startswith('| shift | AUROC |')
-    rows = {line.split(' | ')[0][2:]: line for line in table[2:2 + len(ALL_SHIFTS)]}
-    assert list(rows) == list(ALL_SHIFTS)
+    assert table[0].endswith(' | colour baseline AUROC |')  # the built-in baseline beside
+    labels = [line.split(' | ')[0][2:] for line in table[2:2 + len(ALL_SHIFTS)]]
+    # the shifts that training augments come first, marked; then those it never saw
+    assert labels[:2] == ['rain (named)', 'brightness (named)']
+    rows = {label.removesuffix(' (named)'): line
+            for label, line in zip(labels, table[2:2 + len(ALL_SHIFTS)])}
+    assert sorted(rows) == sorted(ALL_SHIFTS) and len(rows) == len(ALL_SHIFTS)
     for row in rows.values():
         assert 0.0 <= float(row.split(' | ')[1]) <= 1.0
+        assert 0.0 <= float(row.split(' | ')[-1].rstrip(' |')) <= 1.0  # the baseline's AUROC
     assert float(rows['rain'].split(' | ')[1]) > 0.8  # the tiny model still sees heavy rain
     assert '| all sequences | cusum | ' in out
     assert "2/5 training 2 models of the 'tiny' preset" in out  # the quick plan: 2 seeds
     assert 'member 1 (seed 1): kept epoch' in out
     model = load_bundle(work / 'model.vood')
     assert model.manifest.calibrated and model.manifest.model.latent_dim == 16
-    assert [p.name for p in model.manifest.partitions] == [
-        'rain', 'brightness', 'rain_change', 'brightness_change']
-    assert model.manifest.schema_version == 2
+    # the default alert: the generic partition over the activation statistics
+    (generic,) = model.manifest.partitions
+    assert generic.name == 'generic' and generic.density is not None
+    assert generic.density.groups == ('stats',) and generic.cusum is not None
+    assert model.manifest.schema_version == 3
+    assert 'colour_baseline' in model.manifest.metrics['calibration']
     report = (work / 'report' / 'report.md').read_text()
     assert report.startswith('# Demo evaluation (tiny preset)') and '## Sequences' in report
     assert (work / 'report' / 'metrics.json').is_file()

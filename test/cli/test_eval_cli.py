@@ -63,8 +63,9 @@ def test_calibrate_change_partition_options(work: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     # 6-frame references one frame back: half A's 4 drives keep 27 frames each past warm-up
     code, out, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
-                         '--out', tmp_path / 'c.vood', *CALIBRATION, '--baseline-frames', '6',
-                         '--baseline-gap', '1', '--change-offset', '0.25')
+                         '--out', tmp_path / 'c.vood', *CALIBRATION, '--partitions', 'all',
+                         '--change', '--baseline-frames', '6', '--baseline-gap', '1',
+                         '--change-offset', '0.25')
     assert code == 0, err
     part, twin = load_bundle(tmp_path / 'c.vood').manifest.partitions
     assert twin.name == 'all_change' and twin.baseline is not None
@@ -76,6 +77,8 @@ def test_calibrate_change_partition_options(work: Path, tmp_path: Path,
     code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
                        '--out', tmp_path / 'd.vood', '--change-offset', '1.5')
     assert code == 2 and 'change_offset 1.5 must be a quantile level in [0, 1)' in err
+    # without --change (the default) there are no change partitions
+    assert [p.name for p in load_bundle(work / 'model.vood').manifest.partitions] == ['generic']
 
 
 def test_calibrate_to_a_new_file(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,9 +105,14 @@ def test_evaluate_shifts(work: Path, capsys: pytest.CaptureFixture[str]) -> None
                          '--shift', 'rain', 'brightness')
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith('| shift | AUROC | AUPR |') and len(lines) == 4
-    assert lines[2].startswith('| rain | ') and lines[3].startswith('| brightness | ')
-    assert lines[2].endswith(' | 240 |')  # every clean frame, shifted
+    assert lines[0].startswith('| shift | AUROC | AUPR |') and len(lines) == 5
+    assert lines[0].endswith(' | OOD frames | colour baseline AUROC |')
+    # rain and brightness tuned the generic partition's CUSUM: they are named shifts
+    assert lines[2].startswith('| rain (named) | ')
+    assert lines[3].startswith('| brightness (named) | ')
+    assert ' | 240 | ' in lines[2]  # every clean frame, shifted
+    assert lines[4] == ('named shifts (used in training or calibration): rain, brightness; the '
+                        'others say how the detector meets the unexpected')
 
 
 def test_evaluate_labelled_ood_folder_as_json(work: Path,
@@ -180,11 +188,14 @@ def test_info(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, 'info', work / 'model.vood')
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith(f"{work / 'model.vood'}: bundle 'tiny-linear' (schema 1")
+    # the default generic partition needs schema 3
+    assert lines[0].startswith(f"{work / 'model.vood'}: bundle 'tiny-linear' (schema 3")
     assert lines[1].startswith('  model   sha256 ') and lines[1].endswith('latent 4')
     assert lines[2] == ('  input   16x12 rgb, area resize, mean (0.0, 0.0, 0.0), std '
                         '(1.0, 1.0, 1.0)')
-    assert lines[3].startswith('  partition all: 4 dims (all), two_sided tail, 120 calibration')
+    assert lines[3].startswith('  partition generic: mahalanobis distance over 8 encoder '
+                               'features (mu, logvar), upper tail, 120 calibration scores, '
+                               'threshold ')
     code, out, _ = run(capsys, 'info', work / 'raw.vood')
     assert code == 0 and '  not calibrated: run `vae-ood calibrate`' in out
 
@@ -196,5 +207,8 @@ def test_info_json(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert data['format'] == 'vae-ood-bundle' and data['name'] == 'tiny-linear'
     (part,) = data['partitions']
     assert part['calibration_scores'] == '<120 scores>'
-    assert part['cusum']['window'] == 10 and part['tail'] == 'two_sided'
+    assert part['cusum']['window'] == 10 and part['tail'] == 'upper'
+    assert part['name'] == 'generic' and part['dims'] == [0, 1, 2, 3]
+    assert part['density']['method'] == 'mahalanobis' and len(part['density']['columns']) == 8
+    assert data['schema_version'] == 3
     assert data['metrics']['calibration']['split'] == [120, 120]

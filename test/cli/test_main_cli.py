@@ -80,7 +80,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_calibration_options_defaults() -> None:
     options = calibration_options(_parse())
-    assert options.partitions == ('all',) and options.selection is DimSelection.LABELLED
+    assert options.partitions == ('generic',) and options.selection is DimSelection.LABELLED
+    assert not options.change and options.generic_method == 'mahalanobis'
     assert options.target_far == 0.01 and options.sequential and options.windows == (20,)
     assert options.alarm_rate == 1e-4 and options.margin == 0.25 and options.seed == 0
     assert options.sequence_share == 0.5
@@ -90,12 +91,13 @@ def test_calibration_options_from_flags() -> None:
     options = calibration_options(_parse(
         '--target-far', '0.02', '--partitions', 'all', 'rain', '--select', 'paper',
         '--no-sequential', '--window', '10', '5', '--alarm-rate', '0.001', '--margin', '0.5',
-        '--validation-shifts', 'fog', 'snow', '--seed', '3', '--sequence-share', '0.75'))
+        '--validation-shifts', 'fog', 'snow', '--seed', '3', '--sequence-share', '0.75',
+        '--change'))
     assert options.target_far == 0.02 and options.partitions == ('all', 'rain')
     assert options.selection is DimSelection.PAPER and not options.sequential
     assert (options.windows, options.alarm_rate, options.margin) == ((5, 10), 1e-3, 0.5)
     assert options.seed == 3 and options.sequence_share == 0.75
-    assert options.validation_shifts == ('fog', 'snow')
+    assert options.validation_shifts == ('fog', 'snow') and options.change
 
 
 def test_calibration_options_are_validated() -> None:

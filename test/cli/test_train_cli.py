@@ -164,12 +164,17 @@ def test_export_and_calibrate(work: Path, tmp_path: Path,
     code, stdout, err = run(capsys, 'export', work / 'run', '--out', out, '--calibrate',
                             work / 'calib', '--target-far', 0.05, '--window', 10)
     assert code == 0, err
-    assert '  partition all: 8/8 dims, two_sided tail\n' in stdout
-    assert '  partition all: window 10, CUSUM delta ' in stdout
-    assert stdout.endswith(', calibrated)\n')
+    # the default alert: the generic partition over the exported activation statistics
     manifest = load_bundle(out).manifest
+    stats = manifest.model.stats_dim
+    assert stats > 0
+    assert (f'  partition generic: mahalanobis distance over {stats} encoder features '
+            '(stats)') in stdout
+    assert '  partition generic: window 10, CUSUM delta ' in stdout
+    assert stdout.endswith(', calibrated)\n')
     assert manifest.calibrated and manifest.target_far == 0.05
     (part,) = manifest.partitions
+    assert part.name == 'generic' and len(part.density.columns) == stats
     assert part.calibration_scores.size == 120 and part.cusum.window == 10
     assert manifest.metrics['calibration']['frames'] == 240
 

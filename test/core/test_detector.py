@@ -229,3 +229,30 @@ def test_lower_and_two_sided_tails_trigger_below_the_low_threshold() -> None:
         assert not detector.update(kl(1.0, 1.0)).triggered  # score 2.0
     assert PartitionDetector(two, DecisionMode.THRESHOLD).update(kl(2.0, 2.0)).triggered
     assert not PartitionDetector(lower, DecisionMode.THRESHOLD).update(kl(2.0, 2.0)).triggered
+
+
+def test_decider_with_a_layout_takes_encoding_rows_and_generic_partitions() -> None:
+    from vae_ood_monitor.core.density import DensityModel
+    from vae_ood_monitor.core.encoding import Layout
+    from vood_testing import rows_with_kl
+
+    layout = Layout(4, stats_dim=2)
+    kls = np.array([kl(a, b) for a, b in [(0.5, 0.5), (2.0, 1.5), (9.0, 9.0)]])
+    stats = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.5]])
+    rows = rows_with_kl(kls, stats)  # (3, 10): mu, logvar and two statistics
+    # a KL partition scores the same with encoding rows and a layout as with per-dim KL
+    with_layout = Decider([partition()], DecisionMode.THRESHOLD, layout=layout).run(rows)
+    plain = Decider([partition()], DecisionMode.THRESHOLD).run(kls)
+    np.testing.assert_allclose(with_layout['p.score'], plain['p.score'])
+    assert with_layout['alert'].tolist() == plain['alert'].tolist() == [False, True, True]
+    # a generic partition scores the whole row: here the length of the statistics
+    density = DensityModel(columns=(8, 9), centre=np.zeros(2), whitening=np.eye(2),
+                           method='mahalanobis', groups=('stats',))
+    generic = Partition('g', (), calibration_scores=CAL, threshold=2.5, density=density)
+    result = Decider([partition(), generic], DecisionMode.THRESHOLD, layout=layout).run(rows)
+    np.testing.assert_allclose(result['g.score'], [0.0, 5.0, 0.5])
+    assert result['g.triggered'].tolist() == [False, True, False]
+    with pytest.raises(ValueError, match='generic partitions needs the encoding layout'):
+        Decider([generic], DecisionMode.THRESHOLD)
+    with pytest.raises(ValueError, match="partition 'g' scores encoding rows; pass row="):
+        PartitionDetector(generic, DecisionMode.THRESHOLD).update(kls[0])

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from vae_ood_monitor.core.baseline import BaselineParams
+from vae_ood_monitor.core.density import DensityModel
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.manifest import (CusumParams, Manifest, ModelInfo, Partition,
                                            SCHEMA_VERSION)
@@ -125,11 +126,20 @@ def test_model_info_validation() -> None:
         ModelInfo(sha256='abc', latent_dim=4)
     with pytest.raises(ConfigError, match='latent_dim 0 must be positive'):
         ModelInfo(sha256=SHA, latent_dim=0)
-    with pytest.raises(ConfigError, match='two outputs'):
+    with pytest.raises(ConfigError, match=r'must be 2 outputs \(mu, logvar\)'):
         ModelInfo(sha256=SHA, latent_dim=4, output_names=('mu',))  # type: ignore[arg-type]
     info = ModelInfo(sha256=SHA, latent_dim=4, precision='fp16',  # type: ignore[arg-type]
                      output_names=['a', 'b'])  # type: ignore[arg-type]
     assert info.precision is Precision.FP16 and info.output_names == ('a', 'b')
+    assert (info.stats_dim, info.layout.width) == (0, 8) and 'stats_dim' not in info.to_dict()
+    # activation statistics: a third output, and rows of mu, logvar and the statistics
+    with pytest.raises(ConfigError, match=r'must be 3 outputs \(mu, logvar, stats\)'):
+        ModelInfo(sha256=SHA, latent_dim=4, stats_dim=6)
+    with pytest.raises(ConfigError, match='stats_dim -1 must be an integer >= 0'):
+        ModelInfo(sha256=SHA, latent_dim=4, stats_dim=-1)
+    info = ModelInfo(sha256=SHA, latent_dim=4, stats_dim=6,
+                     output_names=('mu', 'logvar', 'stats'))
+    assert (info.layout.width, info.to_dict()['stats_dim']) == (14, 6)
 
 
 # --- Manifest ------------------------------------------------------------------------------------
@@ -178,7 +188,7 @@ def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
                      baseline=BaselineParams(20, 3, 5, 50, offset=12.5))
     m = Manifest.from_dict(data)
     m2 = m.replace(partitions=m.partitions + (part,))
-    assert (m2.schema_version, SCHEMA_VERSION) == (2, 2)
+    assert (m2.schema_version, SCHEMA_VERSION) == (2, 3)
     assert m2.frame_partitions == m.partitions
     written = m2.to_dict()
     assert written['schema_version'] == 2
@@ -195,8 +205,36 @@ def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
     with pytest.raises(BundleError, match='malformed.*offset -1.0 must be a finite number'):
         Manifest.from_dict(older, source='x.vood')
     written['schema_version'] = 1  # an old version number cannot carry change partitions
-    with pytest.raises(BundleError, match='declares schema version 1 but has change partitions'):
+    with pytest.raises(BundleError, match=r'declares schema version 1 but uses features of '
+                       r'version 2 \(change partitions need 2'):
         Manifest.from_dict(written, source='x.vood')
+
+
+def test_generic_partitions_and_statistics_need_schema_version_3(data: dict[str, Any]) -> None:
+    density = DensityModel(columns=(0, 5), centre=[0.0, 1.0], whitening=np.eye(2),
+                           method='mahalanobis', groups=('mu', 'logvar'))
+    generic = Partition('generic', (), calibration_scores=[1.0, 2.0, 3.0], threshold=2.5,
+                        density=density)  # a generic partition may sum no latent dims
+    m = Manifest.from_dict(data)
+    m3 = m.replace(partitions=m.partitions + (generic,))
+    assert m3.schema_version == 3
+    written = json.loads(json.dumps(m3.to_dict()))
+    assert written['schema_version'] == 3
+    back = Manifest.from_dict(written).partitions[-1]
+    assert back.dims == () and back.density is not None and back.density.columns == (0, 5)
+    np.testing.assert_allclose(back.raw_scores(np.ones((1, 8)), m3.model.layout), [1.0])
+    written['schema_version'] = 2  # a version-2 runtime would misread the generic partition
+    with pytest.raises(BundleError, match=r'declares schema version 2 but uses features of '
+                       r'version 3 \(.*activation statistics and generic partitions 3\)'):
+        Manifest.from_dict(written, source='x.vood')
+    # the activation statistics output alone needs version 3 too
+    stats = m.replace(model=ModelInfo(sha256=SHA, latent_dim=4, stats_dim=6,
+                                      output_names=('mu', 'logvar', 'stats')))
+    assert stats.schema_version == 3 and stats.to_dict()['model']['stats_dim'] == 6
+    with pytest.raises(ConfigError, match='scores encoding column 8 but the model gives 8'):
+        manifest(Partition('generic', (), calibration_scores=[1.0, 2.0], threshold=1.5,
+                           density=DensityModel(columns=(8,), centre=[0.0],
+                                                whitening=[[1.0]], method='mahalanobis')))
 
 
 def test_manifest_json_never_contains_nan() -> None:
@@ -214,7 +252,7 @@ def test_from_dict_rejects_wrong_format(data: dict[str, Any]) -> None:
 
 def test_from_dict_newer_schema_says_upgrade(data: dict[str, Any]) -> None:
     data['schema_version'] = SCHEMA_VERSION + 1
-    with pytest.raises(BundleError, match='schema version 3.*reads versions 1, 2: upgrade'):
+    with pytest.raises(BundleError, match='schema version 4.*reads versions 1, 2, 3: upgrade'):
         Manifest.from_dict(data, source='x.vood')
 
 

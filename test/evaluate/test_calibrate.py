@@ -5,21 +5,34 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vae_ood_monitor.core.density import DensityModel
+from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
 from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions, MIN_CALIBRATION_FRAMES,
                                                 PartitionPlan)
 from vae_ood_monitor.evaluate.metrics import conformal_threshold, conformal_threshold_low
-from vood_testing import make_bundle
+from vood_testing import make_bundle, rows_with_kl
 
 PLANS = (PartitionPlan('up', (0, 1), DimSelection.LABELLED, Tail.UPPER),
          PartitionPlan('down', (2,), DimSelection.LABELLED, Tail.LOWER),
          PartitionPlan('both', (0, 1, 2, 3), DimSelection.ALL, Tail.TWO_SIDED))
 
 
+LAYOUT = Layout(4)  # make_bundle's encoding rows: mu (4) and logvar (4)
+
+
 def _kl(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).gamma(2.0, 1.0, (n, 4))
+
+
+def _rows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Encoding rows (n, 8) carrying :func:`_kl`, and their per-dim KL as the runtime reads it."""
+    rows = rows_with_kl(_kl(n, seed))
+    kl = LAYOUT.kl(rows)
+    np.testing.assert_allclose(kl, _kl(n, seed), rtol=1e-9)
+    return rows, kl
 
 
 def _alarms(partition, kl: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -33,8 +46,8 @@ def _alarms(partition, kl: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped
 
 
 def test_default_is_one_two_sided_partition_over_every_dim() -> None:
-    kl = _kl(400)
-    bundle = calibrate_partitions(make_bundle(calibrated=False), kl)
+    rows, kl = _rows(400)
+    bundle = calibrate_partitions(make_bundle(calibrated=False), rows)
     (part,) = bundle.manifest.partitions
     assert (part.name, part.dims, part.tail) == ('all', (0, 1, 2, 3), Tail.TWO_SIDED)
     assert bundle.manifest.calibrated and bundle.manifest.target_far == 0.01
@@ -46,9 +59,9 @@ def test_default_is_one_two_sided_partition_over_every_dim() -> None:
 
 
 def test_rate_is_split_between_partitions_and_tails() -> None:
-    kl = _kl(600)
+    rows, kl = _rows(600)
     cusum = CusumParams(10, 0.5, 3.0)
-    bundle = calibrate_partitions(make_bundle(calibrated=False), kl, target_far=0.06,
+    bundle = calibrate_partitions(make_bundle(calibrated=False), rows, target_far=0.06,
                                   plans=PLANS, cusum={'down': cusum})
     up, down, both = bundle.manifest.partitions
     assert bundle.manifest.target_far == 0.06
@@ -65,7 +78,7 @@ def test_rate_is_split_between_partitions_and_tails() -> None:
 
 def test_false_alarm_rate_on_fresh_frames_stays_at_the_target() -> None:
     target, n = 0.06, 20_000
-    bundle = calibrate_partitions(make_bundle(calibrated=False), _kl(n, seed=1),
+    bundle = calibrate_partitions(make_bundle(calibrated=False), _rows(n, seed=1)[0],
                                   target_far=target, plans=PLANS)
     fresh = _kl(200_000, seed=2)
     per_partition = [_alarms(p, fresh) for p in bundle.manifest.partitions]
@@ -77,14 +90,15 @@ def test_false_alarm_rate_on_fresh_frames_stays_at_the_target() -> None:
 
 
 def test_too_few_frames() -> None:
-    with pytest.raises(CalibrationError, match=f'Only 99 calibration frames; give at least '
+    with pytest.raises(CalibrationError, match=f'Only 19 calibration frames; give at least '
                        f'{MIN_CALIBRATION_FRAMES}'):
-        calibrate_partitions(make_bundle(calibrated=False), _kl(99))
+        calibrate_partitions(make_bundle(calibrated=False), _rows(19)[0], target_far=0.1)
+    assert MIN_CALIBRATION_FRAMES == 20
 
 
 def test_rate_too_strict_for_the_frames() -> None:
     with pytest.raises(CalibrationError, match='100 calibration frames cannot certify'):
-        calibrate_partitions(make_bundle(calibrated=False), _kl(100), target_far=0.001)
+        calibrate_partitions(make_bundle(calibrated=False), _rows(100)[0], target_far=0.001)
 
 
 def test_degenerate_scores() -> None:
@@ -92,11 +106,32 @@ def test_degenerate_scores() -> None:
     kl[:, 2] = 0.25
     with pytest.raises(CalibrationError, match=r"Partition 'down': every calibration score is "
                        r'0.25.*degenerate'):
-        calibrate_partitions(make_bundle(calibrated=False), kl, plans=PLANS[1:2])
+        calibrate_partitions(make_bundle(calibrated=False), rows_with_kl(kl), plans=PLANS[1:2])
 
 
-@pytest.mark.parametrize('shape', [(200, 3), (200,), (200, 4, 1)])
-def test_wrong_kl_shape(shape: tuple[int, ...]) -> None:
-    with pytest.raises(CalibrationError, match=r'Expected per-dim KL of shape \(N, 4\), got '
+# (200, 4): per-dim KL is no longer taken, the rows carry mu and logvar
+@pytest.mark.parametrize('shape', [(200, 3), (200, 4), (200,), (200, 8, 1)])
+def test_wrong_rows_shape(shape: tuple[int, ...]) -> None:
+    with pytest.raises(CalibrationError, match=r'Expected encoding rows of shape \(N, 8\), got '
                        + repr(shape).replace('(', r'\(').replace(')', r'\)')):
         calibrate_partitions(make_bundle(calibrated=False), np.ones(shape))
+
+
+def test_generic_partition_takes_its_cross_fitted_scores() -> None:
+    rows, _ = _rows(300)
+    density = DensityModel(columns=(0, 1, 4), centre=np.zeros(3), whitening=np.eye(3),
+                           method='mahalanobis', groups=('mu', 'logvar'))
+    honest = np.random.default_rng(3).gamma(3.0, 1.0, 300)  # not the model's own scores
+    plan = PartitionPlan('generic', (), density=density, scores=honest)
+    bundle = calibrate_partitions(make_bundle(calibrated=False), rows, target_far=0.02,
+                                  plans=[plan])
+    (part,) = bundle.manifest.partitions
+    assert part.density is density and part.dims == () and part.threshold_low is None
+    np.testing.assert_array_equal(part.calibration_scores, np.sort(honest))
+    assert part.threshold == conformal_threshold(honest, 0.02)
+    for scores in (None, honest[:-1]):  # every calibration frame needs its score
+        with pytest.raises(CalibrationError, match="Generic partition 'generic' needs the "
+                           'cross-fitted scores of every calibration frame'):
+            calibrate_partitions(make_bundle(calibrated=False), rows,
+                                 plans=[PartitionPlan('generic', (), density=density,
+                                                      scores=scores)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,12 @@ from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.data.scenes import RoadScene, SceneConfig
 from vae_ood_monitor.evaluate import calibration
 from vae_ood_monitor.evaluate.calibration import (_validation_sequences, calibrate,
-                                                  CalibrationOptions, split_for_calibration)
+                                                  CalibrationOptions, MIN_FRAMES,
+                                                  split_for_calibration)
+from vae_ood_monitor.evaluate.metrics import conformal_threshold
 from vood_testing import make_bundle, tiny_frames
 
-SHIFTS = 'all, brightness, fog, motion_blur, noise, objects, occlusion, rain, snow'
+SHIFTS = 'generic, all, brightness, fog, motion_blur, noise, objects, occlusion, rain, snow'
 
 
 def drives(first_seed: int, count: int, frames: int = 40) -> FrameArray:
@@ -76,6 +79,13 @@ def test_option_defaults_and_normalisation() -> None:
     assert options.shifts_for_delta == ('fog',)
     assert CalibrationOptions(partitions=('all', 'snow')).shifts_for_delta == ('snow',)
     assert CalibrationOptions().shifts_for_delta == ('rain', 'brightness')
+    # by default the alert is the generic partition alone, measured by mahalanobis distance,
+    # without change partitions
+    default = CalibrationOptions()
+    assert (default.partitions, default.change, default.generic_method) == (
+        ('generic',), False, 'mahalanobis')
+    assert CalibrationOptions(partitions=('generic', 'rain')).named == ('rain',)
+    assert CalibrationOptions(generic_method='knn').generic_method == 'knn'
 
 
 @pytest.mark.parametrize('partitions', [('sun',), (), ('rain', 'rain')])
@@ -103,6 +113,8 @@ def test_bad_partitions_list_the_choices(partitions: tuple[str, ...]) -> None:
     ('sequence_share', 1.0, r'sequence_share 1.0 must be in \(0, 1\)'),
     ('sequence_share', 0.0, r'sequence_share 0.0 must be in \(0, 1\)'),
     ('cusum_cap', float('inf'), 'cusum_cap inf must be finite and >= 1'),
+    ('generic_method', 'kde', "generic_method 'kde' is not supported; choose one of: knn, "
+     'mahalanobis'),
 ])
 def test_bad_options(field: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -114,8 +126,42 @@ def test_bad_options(field: str, value: Any, message: str) -> None:
 
 
 def test_too_few_frames() -> None:
-    with pytest.raises(CalibrationError, match='96 calibration frames are too few'):
-        calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(96))
+    with pytest.raises(CalibrationError, match='36 calibration frames are too few: calibration '
+                       f'needs at least {MIN_FRAMES} held-out in-distribution frames'):
+        calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(36))
+    assert MIN_FRAMES == 40
+
+
+def test_a_few_dozen_frames_calibrate_at_the_rate_they_can_certify() -> None:
+    # 96 frames in 4 sequences: A's 48 scores certify 1 / 49 per frame at best
+    lines: list[str] = []
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(96, groups=4),
+                               CalibrationOptions(sequential=False), log=lines.append)
+    assert bundle.manifest.calibrated
+    assert report['target_far'] == pytest.approx(1 / 49)
+    assert report['target_far_requested'] == 0.01
+    assert any('48 calibration scores certify a per-frame false-alarm rate of 0.0204' in line
+               for line in lines)
+
+
+def test_a_rate_the_frames_cannot_certify_is_raised_to_the_lowest_they_can() -> None:
+    # 240 frames: half A's 120 scores certify 1 / 121 per frame at best, not 0.005
+    lines: list[str] = []
+    options = CalibrationOptions(target_far=0.005, sequential=False)
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(240, groups=12), options, log=lines.append)
+    assert bundle.manifest.target_far == report['target_far'] == pytest.approx(1 / 121)
+    assert report['target_far_requested'] == 0.005
+    assert lines[1] == ('note: 120 calibration scores certify a per-frame false-alarm rate of '
+                        '0.00826 at best, not the 0.005 asked for; the thresholds use 0.00826. '
+                        '0.005 needs about 398 calibration frames (199 for the scores, as many '
+                        'again for the sequential test).')
+    (part,) = bundle.manifest.partitions
+    assert part.threshold == conformal_threshold(part.calibration_scores, 1 / 121)
+    # a rate the frames can certify is kept as asked
+    _, report = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(240, groups=12),
+                          replace(options, target_far=0.01))
+    assert report['target_far'] == 0.01 and 'target_far_requested' not in report
 
 
 def test_short_sequences_skip_the_sequential_test() -> None:
@@ -123,38 +169,47 @@ def test_short_sequences_skip_the_sequential_test() -> None:
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(240, groups=12), CalibrationOptions(target_far=0.05),
                                log=lines.append)
-    (part,) = bundle.manifest.partitions
+    (part,) = bundle.manifest.partitions  # the default: the generic partition alone
+    assert part.name == 'generic' and part.density is not None and part.tail is Tail.UPPER
     assert bundle.manifest.calibrated and part.cusum is None
     assert report['sequential'] == 'skipped: no calibration sequence has 40 frames or more'
     assert report['split'] == [120, 120] and report['frames'] == 240
-    assert part.calibration_scores.size == 120  # A only: B chose dims and tunes CUSUM
-    assert lines == ['partition all: 4/4 dims, two_sided tail',
+    assert part.calibration_scores.size == 120  # A only: B's scores would tune the CUSUM
+    # a model without activation statistics: the generic score measures mu and logvar
+    assert part.density.groups == ('mu', 'logvar') and len(part.density.columns) == 8
+    assert report['colour_baseline']['frames'] == 120
+    assert lines == ['partition generic: mahalanobis distance over 8 encoder features (mu, '
+                     'logvar)',
+                     'per-frame false-alarm rate 0.05 (120 calibration scores can certify down '
+                     'to 0.00826)',
                      'sequential calibration skipped: the frames form no sequences long enough']
 
 
 def test_change_partitions_need_enough_frames_past_the_warm_up() -> None:
-    # 8 drives of 40 frames: sequential calibration runs, but half A keeps only 4 x 10 frames
-    # past a 30-frame warm-up, too few to calibrate change partitions: they are left out
+    # 8 drives of 40 frames: sequential calibration runs, but half A keeps only 4 x 2 frames
+    # past a 38-frame warm-up, too few to calibrate change partitions: they are left out
     lines: list[str] = []
-    options = CalibrationOptions(target_far=0.05, windows=(10,), baseline_frames=75,
-                                 baseline_gap=5)
+    options = CalibrationOptions(target_far=0.05, partitions=('all',), windows=(10,),
+                                 change=True, baseline_frames=100, baseline_gap=5)
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(320, groups=8), options, log=lines.append)
     assert [p.name for p in bundle.manifest.partitions] == ['all']
     assert bundle.manifest.schema_version == 1
     assert report['change'] == 'skipped: sequences too short'
-    assert lines[1] == ('change partitions skipped: they need sequences of at least 20 frames '
-                        'and 100 frames past a 30-frame warm-up')
-    no_change = CalibrationOptions(target_far=0.05, windows=(10,), change=False)
-    bundle, _ = calibrate(make_bundle(30, 40, calibrated=False), tiny_frames(320, groups=8),
-                          no_change)
-    assert [p.name for p in bundle.manifest.partitions] == ['all']
+    assert lines[2] == ('change partitions skipped: they need sequences of at least 20 frames '
+                        'and 20 frames past a 38-frame warm-up')
+    no_change = CalibrationOptions(target_far=0.05, partitions=('all',), windows=(10,))
+    bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
+                               tiny_frames(320, groups=8), no_change)
+    assert [p.name for p in bundle.manifest.partitions] == ['all']  # no change: the default
+    assert 'change' not in report
 
 
 def test_the_alarm_budget_is_split_between_the_or_ed_partitions() -> None:
     # 8 drives of 40 frames: B has 160 frames, partitions 'all' and 'all_change'. The alert
     # may alarm floor(160 x 0.0125) = 2 times; fitted to the whole rate each could take 2
-    options = CalibrationOptions(target_far=0.05, windows=(10, 5), alarm_rate=0.0125)
+    options = CalibrationOptions(target_far=0.05, partitions=('all',), windows=(10, 5),
+                                 alarm_rate=0.0125, change=True)
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(320, groups=8), options)
     fits = [details['cusum'] for details in report['partitions'].values()]
@@ -168,16 +223,20 @@ def test_the_alarm_budget_is_split_between_the_or_ed_partitions() -> None:
     assert report['drive_resolution']['partitions'] == len(fits)
 
 
+@pytest.mark.parametrize('name', ['all', 'generic'])
 @pytest.mark.parametrize('level', [0.0, 0.25, 0.9])
-def test_change_offset_is_a_quantile_of_the_partitions_own_sums(level: float) -> None:
-    options = CalibrationOptions(target_far=0.05, windows=(10,), change_offset=level)
+def test_change_offset_is_a_quantile_of_the_partitions_own_sums(level: float, name: str) -> None:
+    # the generic partition's own scores: its cross-fitted scores of half A
+    options = CalibrationOptions(target_far=0.05, partitions=(name,), windows=(10,),
+                                 change=True, change_offset=level)
     bundle, report = calibrate(make_bundle(30, 40, calibrated=False),
                                tiny_frames(320, groups=8), options)
     part, twin = bundle.manifest.partitions
-    assert twin.name == 'all_change' and twin.baseline is not None
+    assert twin.name == f'{name}_change' and twin.baseline is not None
+    assert twin.density is part.density and twin.dims == part.dims
     expected = float(np.quantile(part.calibration_scores, level)) if level else 0.0
     assert twin.baseline.offset == pytest.approx(expected)
-    assert report['partitions']['all_change']['baseline']['offset'] == twin.baseline.offset
+    assert report['partitions'][twin.name]['baseline']['offset'] == twin.baseline.offset
     if level:
         assert twin.baseline.offset > 0
 
@@ -218,7 +277,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
 def calibrated(tiny_model: Bundle) -> tuple[Bundle, dict[str, Any], list[str]]:
     """The tiny model calibrated on 16 held-out drives x 40 frames."""
     lines: list[str] = []
-    options = CalibrationOptions(target_far=0.05, partitions=('all', 'rain', 'brightness'))
+    options = CalibrationOptions(target_far=0.05, partitions=('all', 'rain', 'brightness'),
+                                 change=True)
     bundle, report = calibrate(tiny_model, drives(0, 16), options, log=lines.append)
     return bundle, report, lines
 
@@ -267,16 +327,20 @@ def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any],
     assert bundle.manifest.metrics['calibration'] is report
     assert bundle.manifest.provenance == tiny_model.manifest.provenance
     assert report['frames'] == 640 and report['split'] == [320, 320]
+    assert report['target_far'] == 0.05 and 'target_far_requested' not in report
+    assert report['colour_baseline']['frames'] == 320  # fitted on half A
     assert report['options']['selection'] == 'labelled'
-    assert len(lines) == 11 and lines[1].startswith('partition rain: ')
-    assert lines[3] == ('change partitions: all_change, rain_change, brightness_change '
+    assert len(lines) == 12 and lines[1].startswith('partition rain: ')
+    assert lines[3] == ('per-frame false-alarm rate 0.05 (320 calibration scores can certify '
+                        'down to 0.0187)')
+    assert lines[4] == ('change partitions: all_change, rain_change, brightness_change '
                         '(reference 30 frames, 5 frames back)')
-    assert 'CUSUM delta' in lines[4] and lines[9].startswith('partition brightness_change: ')
+    assert 'CUSUM delta' in lines[5] and lines[10].startswith('partition brightness_change: ')
     # 8 drives of 40 frames (half B) and 6 partitions: 6 / (9 * 40) alarms per frame at best
     assert report['drive_resolution'] == {
         'drives': 8, 'partitions': 6, 'frames_per_drive': 40.0, 'target_rate': 1e-4,
         'rate': 6 / (9 * 40), 'drives_needed': 1499}
-    assert lines[10] == ('note: 8 held-out drives of ~40 frames cannot vouch for fewer than '
+    assert lines[11] == ('note: 8 held-out drives of ~40 frames cannot vouch for fewer than '
                          '~1.7e+02 false alarms per 10,000 frames of new drives (a new drive '
                          'beats the highest of them 1 time in 9, for each of 6 partitions); the '
                          'target 1 per 10,000 needs about 1499 such drives, or fewer partitions')
@@ -285,6 +349,26 @@ def test_report_goes_into_the_manifest(calibrated: tuple[Bundle, dict[str, Any],
     assert loaded.manifest.metrics['calibration'] == json.loads(json.dumps(report))
     assert [p.cusum for p in loaded.manifest.partitions] == [
         p.cusum for p in bundle.manifest.partitions]
+
+
+def test_default_generic_partition_on_a_trained_model(tiny_model: Bundle) -> None:
+    # an exported model outputs activation statistics: the generic score measures them
+    assert tiny_model.manifest.model.stats_dim > 0
+    assert tiny_model.manifest.model.output_names == ('mu', 'logvar', 'stats')
+    bundle, report = calibrate(tiny_model, drives(0, 16), CalibrationOptions(target_far=0.05))
+    manifest = bundle.manifest
+    (generic,) = manifest.partitions
+    assert generic.name == 'generic' and generic.tail is Tail.UPPER
+    assert generic.density is not None and generic.density.groups == ('stats',)
+    assert generic.density.method.value == 'mahalanobis' and generic.dims == ()
+    assert len(generic.density.columns) == manifest.model.stats_dim
+    assert generic.calibration_scores.size == 320  # half A's cross-fitted scores
+    assert generic.cusum is not None and manifest.schema_version == 3
+    details = report['partitions']['generic']
+    assert (details['method'], details['groups'], details['features']) == (
+        'mahalanobis', ['stats'], manifest.model.stats_dim)
+    # tuned on the default validation shifts (rain and brightness), 8 drives of half B each
+    assert details['cusum']['validation_sequences'] == 16 and details['cusum']['id_frames'] == 320
 
 
 # ----------------------------------------------------------------------------- what gets encoded
@@ -298,21 +382,23 @@ def _mean_kl(images: np.ndarray) -> np.ndarray:
 
 def test_validation_sequences_encode_only_the_shifted_half() -> None:
     part_b = drives(50, 3, frames=12)
-    kl_b = _mean_kl(part_b.images)
+    rows_b = _mean_kl(part_b.images)
     sizes: list[int] = []
 
-    def kl(images: np.ndarray) -> np.ndarray:
+    def encode(images: np.ndarray) -> np.ndarray:
         sizes.append(len(images))
         return _mean_kl(images)
 
     options = CalibrationOptions(partitions=('rain', 'brightness'), windows=(5, 6))
-    out = _validation_sequences(part_b, kl_b, options, kl)
+    out = _validation_sequences(part_b, rows_b, options, encode)
     assert sorted(out) == ['brightness', 'rain'] and sizes == [6] * 6
     for sequences in out.values():
         assert len(sequences) == 3
-        for number, (rows, onset) in enumerate(sequences):
+        for number, (rows, onset, idx) in enumerate(sequences):
             assert onset == 6 and rows.shape == (12, 2)
-            clean = kl_b[number * 12:(number + 1) * 12]
+            # the drive's row indices in B
+            np.testing.assert_array_equal(idx, np.arange(number * 12, (number + 1) * 12))
+            clean = rows_b[idx]
             np.testing.assert_array_equal(rows[:onset], clean[:onset])  # taken, not encoded
             assert not np.allclose(rows[onset:], clean[onset:])  # the shift changed them
 

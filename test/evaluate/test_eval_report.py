@@ -12,9 +12,9 @@ from vae_ood_monitor.core.bundle import Bundle
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.report import (combined_score, evaluate_kl, Evaluation,
+from vae_ood_monitor.evaluate.report import (combined_score, evaluate_encodings, Evaluation,
                                              format_table, write_report)
-from vood_testing import make_bundle
+from vood_testing import make_bundle, rows_with_kl
 
 PNG = b'\x89PNG\r\n\x1a\n'
 
@@ -30,32 +30,34 @@ def bundle() -> Bundle:
 
 
 def _kl(dim0: list[float], dim1: list[float]) -> np.ndarray:
-    return np.column_stack([dim0, dim1, np.ones(len(dim0)), np.ones(len(dim0))])
+    """Encoding rows of the 4-dim bundle whose dims 0 and 1 have these KL values."""
+    return rows_with_kl(np.column_stack([dim0, dim1, np.ones(len(dim0)), np.ones(len(dim0))]))
 
 
 def test_combined_score_is_the_largest_evidence(bundle: Bundle) -> None:
     # evidence: up log2(dim0), down -log2(dim1)
     kl = _kl([4.0, 1.0, 1.0, 0.5], [1.0, 0.125, 1.0, 2.0])
-    np.testing.assert_allclose(combined_score(bundle, kl), [2.0, 3.0, 0.0, -1.0])
+    # atol: the rows carry KL as mu = sqrt(2 KL), which rounds in the last bits
+    np.testing.assert_allclose(combined_score(bundle, kl), [2.0, 3.0, 0.0, -1.0], atol=1e-12)
 
 
 def test_combined_score_needs_calibration() -> None:
     with pytest.raises(CalibrationError, match="'tiny-linear' is not calibrated; run "
                        '`vae-ood calibrate`'):
-        combined_score(make_bundle(calibrated=False), np.ones((3, 4)))
+        combined_score(make_bundle(calibrated=False), np.ones((3, 8)))
 
 
 def _evaluation(bundle: Bundle) -> Evaluation:
     rng = np.random.default_rng(0)
     id_kl = _kl(rng.uniform(0.8, 1.6, 50), rng.uniform(0.8, 1.2, 50))
-    return evaluate_kl(bundle, id_kl, {
+    return evaluate_encodings(bundle, id_kl, {
         'bright': _kl(rng.uniform(2.5, 5.0, 20), np.ones(20)),  # 'up' fires on every frame
         'dark': _kl(np.ones(10), rng.uniform(0.1, 0.4, 10)),  # 'down' fires on every frame
         'faint': _kl(rng.uniform(0.8, 1.6, 30), rng.uniform(0.8, 1.2, 30)),  # like ID
     })
 
 
-def test_evaluate_kl(bundle: Bundle) -> None:
+def test_evaluate_encodings(bundle: Bundle) -> None:
     evaluation = _evaluation(bundle)
     assert evaluation.name == 'tiny-linear' and evaluation.id_scores.shape == (50,)
     assert set(evaluation.metrics) == {'bright', 'dark', 'faint'}
@@ -75,14 +77,14 @@ def test_evaluate_kl(bundle: Bundle) -> None:
 def test_single_partition_reports_combined_only() -> None:
     bundle = make_bundle()
     kl = np.random.default_rng(0).gamma(1.0, 1.0, (40, 4))
-    evaluation = evaluate_kl(bundle, kl, {'x': kl * 3})
+    evaluation = evaluate_encodings(bundle, rows_with_kl(kl), {'x': rows_with_kl(kl * 3)})
     assert list(evaluation.metrics['x']) == ['combined']
 
 
 def test_evaluate_needs_ood_sets(bundle: Bundle) -> None:
     with pytest.raises(CalibrationError, match='No OOD sets to evaluate; pass --ood DATA or '
                        '--shift NAME'):
-        evaluate_kl(bundle, _kl([1.0], [1.0]), {})
+        evaluate_encodings(bundle, _kl([1.0], [1.0]), {})
 
 
 def test_format_table(bundle: Bundle) -> None:

@@ -1,4 +1,4 @@
-"""Sequence-level evaluation (evaluate/sequences.py) on constructed KL sequences."""
+"""Sequence-level evaluation (evaluate/sequences.py) on constructed encoding-row sequences."""
 
 from __future__ import annotations
 
@@ -10,27 +10,29 @@ import numpy as np
 import pytest
 
 from vae_ood_monitor.core.bundle import Bundle
+from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.manifest import CusumParams, Partition
 from vae_ood_monitor.core.spans import runs
 from vae_ood_monitor.core.typedefs import DecisionMode
 from vae_ood_monitor.data.shifts import SEVERITY_RANGES, ShiftKind
-from vae_ood_monitor.evaluate.scores import kl_of_images
+from vae_ood_monitor.evaluate.scores import encodings_of_images
 from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
                                                 format_sequence_table, LabelledSequence,
                                                 write_timelines)
 from vae_ood_monitor.evaluate.sequential import log_martingales, run_cusum
-from vood_testing import make_bundle, tiny_frames
+from vood_testing import make_bundle, rows_with_kl, tiny_frames
 
 N = 40
 CUSUM = CusumParams(window=5, delta=0.5, tau=10.0)
 # calibration scores 1.0 .. 2.0, median 1.5, per-frame threshold 2.0
 PARTITION = Partition('all', (0, 1, 2, 3), calibration_scores=np.linspace(1.0, 2.0, 201),
                       threshold=2.0, cusum=CUSUM)
+LAYOUT = Layout(4)  # make_bundle's encoding rows: mu (4) and logvar (4)
 
 
-def _kl(sums: np.ndarray) -> np.ndarray:
-    """Per-dim KL (T, 4) whose rows sum to ``sums``."""
-    return np.repeat(np.asarray(sums, float)[:, None] / 4, 4, axis=1)
+def _rows(sums: np.ndarray) -> np.ndarray:
+    """Encoding rows (T, 8) whose per-dim KL (T, 4) sums to ``sums``."""
+    return rows_with_kl(np.repeat(np.asarray(sums, float)[:, None] / 4, 4, axis=1))
 
 
 def _truth(start: int, stop: int) -> np.ndarray:
@@ -46,10 +48,10 @@ def _sequences() -> list[LabelledSequence]:
     spike[10] = 10.0  # one frame far above the threshold
     clear[20:] = 10.0
     subtle[10:30] = 1.9  # below the per-frame threshold, but persistently high
-    return [LabelledSequence('id_0', 'none', 'id', _kl(normal), _truth(0, 0)),
-            LabelledSequence('id_1', 'none', 'id', _kl(spike), _truth(0, 0)),
-            LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(clear), _truth(20, 40)),
-            LabelledSequence('fog_m3_0', 'fog', 'm3', _kl(subtle), _truth(10, 30))]
+    return [LabelledSequence('id_0', 'none', 'id', _rows(normal), _truth(0, 0)),
+            LabelledSequence('id_1', 'none', 'id', _rows(spike), _truth(0, 0)),
+            LabelledSequence('rain_m2_0', 'rain', 'm2', _rows(clear), _truth(20, 40)),
+            LabelledSequence('fog_m3_0', 'fog', 'm3', _rows(subtle), _truth(10, 30))]
 
 
 @pytest.fixture(scope='module')
@@ -64,8 +66,8 @@ def evaluated(bundle: Bundle) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
 
 def _cusum_delay(seq: LabelledSequence) -> int:
     """First frame of the OOD span where the runtime's CUSUM exceeds tau."""
-    statistic = run_cusum(log_martingales(PARTITION, seq.kl, CUSUM.window), CUSUM.delta,
-                          CUSUM.tau)
+    statistic = run_cusum(log_martingales(PARTITION, seq.rows, CUSUM.window, LAYOUT),
+                          CUSUM.delta, CUSUM.tau)
     start = int(np.argmax(seq.truth))
     return int(np.flatnonzero(statistic[start:] > CUSUM.tau)[0])
 
@@ -191,8 +193,8 @@ def test_matched_threshold_reaches_above_the_old_sweep(bundle: Bundle) -> None:
     huge, spike = np.full(N, 1.5), np.full(N, 1.5)
     huge[20:] = 1e7
     spike[5] = 1e3
-    sequences = [LabelledSequence('id_0', 'none', 'id', _kl(spike), _truth(0, 0)),
-                 LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(huge), _truth(20, 40))]
+    sequences = [LabelledSequence('id_0', 'none', 'id', _rows(spike), _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', _rows(huge), _truth(20, 40))]
     summary, traces = evaluate_sequences(bundle, sequences)
     matched = summary['threshold_matched']
     top = float(traces['rain_m2_0']['evidence'][-1])
@@ -209,7 +211,7 @@ def test_no_per_frame_level_matching_the_cusum_is_said_so(bundle: Bundle) -> Non
     sums = np.full(N, 1.5)
     sums[19] = 10.0
     sums[20:] = 1.95
-    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _rows(sums), _truth(20, 40))
     summary, traces = evaluate_sequences(bundle, [drive])
     assert summary['modes']['cusum']['missed_segments'] == 0
     matched = summary['threshold_matched']
@@ -233,7 +235,7 @@ def test_matched_threshold_is_the_strictest_level(bundle: Bundle, seed: int) -> 
         start = int(rng.integers(5, 30))
         sums[start - rng.integers(1, 4)] = rng.uniform(1.5, 4.0)
         sums[start:] *= rng.uniform(0.9, 1.6)
-        sequences.append(LabelledSequence(f'rain_m2_{n}', 'rain', 'm2', _kl(sums),
+        sequences.append(LabelledSequence(f'rain_m2_{n}', 'rain', 'm2', _rows(sums),
                                           _truth(start, N)))
     summary, traces = evaluate_sequences(bundle, sequences)
     matched = summary['threshold_matched']
@@ -260,15 +262,15 @@ def test_copies_of_one_drive_count_their_shared_frames_once(bundle: Bundle) -> N
     shifted[20:] = 10.0
     middle = base.copy()
     middle[16:30] = 10.0  # from the first frame the spike's alarm has cleared
-    sequences = [LabelledSequence('id_0', 'none', 'id', _kl(base), _truth(0, 0)),
-                 LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(shifted), _truth(20, 40),
+    sequences = [LabelledSequence('id_0', 'none', 'id', _rows(base), _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', _rows(shifted), _truth(20, 40),
                                   base='id_0'),
-                 LabelledSequence('brightness_m2_0', 'brightness', 'm2', _kl(shifted),
+                 LabelledSequence('brightness_m2_0', 'brightness', 'm2', _rows(shifted),
                                   _truth(20, 40), base='id_0'),
-                 LabelledSequence('rain_m3_0', 'rain', 'm3', _kl(middle), _truth(16, 30),
+                 LabelledSequence('rain_m3_0', 'rain', 'm3', _rows(middle), _truth(16, 30),
                                   base='id_0'),
                  # another drive that happens to have the same KL: its frames are its own
-                 LabelledSequence('id_1', 'none', 'id', _kl(base), _truth(0, 0))]
+                 LabelledSequence('id_1', 'none', 'id', _rows(base), _truth(0, 0))]
     summary, traces = evaluate_sequences(bundle, sequences, modes=(DecisionMode.THRESHOLD,))
     threshold = summary['modes']['threshold']
     # ID frames 40 + 20 + 20 + 26 + 40; the copies' first 20, 20 and 16 repeat id_0's
@@ -299,7 +301,7 @@ def test_copies_of_one_drive_count_their_shared_frames_once(bundle: Bundle) -> N
 
 def test_missed_sequences_are_named_with_their_severity(bundle: Bundle) -> None:
     sequences = _sequences()
-    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _kl(np.full(N, 1.5)), _truth(10, 30),
+    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _rows(np.full(N, 1.5)), _truth(10, 30),
                              severity=0.61)  # labelled OOD, scores like the ID median
     summary, _ = evaluate_sequences(bundle, sequences + [quiet])
     assert summary['missed_sequences'] == {
@@ -309,7 +311,7 @@ def test_missed_sequences_are_named_with_their_severity(bundle: Bundle) -> None:
     assert summary['modes']['cusum']['missed_segments'] == 1
     table = format_sequence_table(summary).splitlines()
     assert 'Missed by cusum (1): fog_m3_1 (fog m3, severity 0.61).' in table
-    many = [LabelledSequence(f'fog_m1_{n}', 'fog', 'm1', _kl(np.full(N, 1.5)), _truth(0, N))
+    many = [LabelledSequence(f'fog_m1_{n}', 'fog', 'm1', _rows(np.full(N, 1.5)), _truth(0, N))
             for n in range(15)]
     summary, _ = evaluate_sequences(bundle, many)
     line = next(x for x in format_sequence_table(summary).splitlines()
@@ -333,9 +335,9 @@ def test_alerts_are_attributed_to_the_partitions_that_fired(
     spike[5, :2] = 5.0
     jump[20:, 2:] = 5.0
     both[30:] = 5.0
-    sequences = [LabelledSequence('id_0', 'none', 'id', spike, _truth(0, 0)),
-                 LabelledSequence('rain_m2_0', 'rain', 'm2', jump, _truth(20, 40)),
-                 LabelledSequence('fog_m2_0', 'fog', 'm2', both, _truth(30, 40))]
+    sequences = [LabelledSequence('id_0', 'none', 'id', rows_with_kl(spike), _truth(0, 0)),
+                 LabelledSequence('rain_m2_0', 'rain', 'm2', rows_with_kl(jump), _truth(20, 40)),
+                 LabelledSequence('fog_m2_0', 'fog', 'm2', rows_with_kl(both), _truth(30, 40))]
     two = bundle.with_manifest(partitions=(left, right))
     summary, _ = evaluate_sequences(two, sequences, modes=(DecisionMode.THRESHOLD,))
     assert summary['modes']['threshold']['partitions'] == {
@@ -356,7 +358,7 @@ def test_write_timelines(evaluated: tuple[dict[str, Any], dict[str, Any]], bundl
         assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert len(write_timelines(evaluated[1], tmp_path / 'all', bundle, limit_per_kind=2)) == 4
     # a second fog m3 drive is past the per-kind limit, but the CUSUM misses it: it is drawn
-    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _kl(np.full(N, 1.5)), _truth(10, 30))
+    quiet = LabelledSequence('fog_m3_1', 'fog', 'm3', _rows(np.full(N, 1.5)), _truth(10, 30))
     _, traces = evaluate_sequences(bundle, _sequences() + [quiet])
     names = [p.name for p in write_timelines(traces, tmp_path / 'missed', bundle)]
     assert names[-1] == 'timeline_fog_m3_1.png' and len(names) == 4
@@ -369,8 +371,8 @@ def test_build_sequences_on_tiny_frames() -> None:
     sequences = build_sequences(bundle, frames, ['rain'], modes=('m2', 'm3'), per_kind=1)
     assert [s.name for s in sequences] == ['id_0', 'id_1', 'id_2', 'id_3', 'rain_m2_0',
                                            'rain_m3_0']
-    clean = kl_of_images(bundle, frames.images[:24])
-    np.testing.assert_allclose(sequences[0].kl, clean)
+    clean = encodings_of_images(bundle, frames.images[:24])
+    np.testing.assert_allclose(sequences[0].rows, clean)
     assert not any(s.truth.any() for s in sequences[:4])
     m2, m3 = sequences[4], sequences[5]
     assert all(s.severity is None for s in sequences[:4])
@@ -378,11 +380,11 @@ def test_build_sequences_on_tiny_frames() -> None:
     assert all(low <= s.severity <= high for s in (m2, m3))
     assert np.flatnonzero(m2.truth).tolist() == list(range(12, 24))
     assert np.flatnonzero(m3.truth).tolist() == list(range(6, 18))
-    for seq in (m2, m3):  # clean frames keep their KL (the drive's rows), shifted ones change
-        assert (seq.shift, seq.kl.shape, seq.base) == ('rain', (24, 4), 'id_0')
-        np.testing.assert_allclose(seq.kl[~seq.truth], clean[~seq.truth])
-        np.testing.assert_array_equal(seq.kl[~seq.truth], sequences[0].kl[~seq.truth])
-        assert not np.allclose(seq.kl[seq.truth], clean[seq.truth])
+    for seq in (m2, m3):  # clean frames keep the drive's encoding rows, shifted ones change
+        assert (seq.shift, seq.rows.shape, seq.base) == ('rain', (24, 8), 'id_0')
+        np.testing.assert_allclose(seq.rows[~seq.truth], clean[~seq.truth])
+        np.testing.assert_array_equal(seq.rows[~seq.truth], sequences[0].rows[~seq.truth])
+        assert not np.allclose(seq.rows[seq.truth], clean[seq.truth])
     assert all(s.base is None for s in sequences[:4])
     # the copies' frames before their onset are id_0's: 12 (m2) and 6 (m3) counted once; m3's
     # last 6 clean frames follow the shift, and count
@@ -391,7 +393,7 @@ def test_build_sequences_on_tiny_frames() -> None:
     every = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
     assert len(every) == 4 + 2 * 4 and every[-1].name == 'rain_m1_3'
     again = build_sequences(bundle, frames, ['fog', 'rain'], modes=('m1',))
-    np.testing.assert_array_equal(every[-1].kl, again[-1].kl)  # seeded
+    np.testing.assert_array_equal(every[-1].rows, again[-1].rows)  # seeded
 
 
 def test_change_partition_in_the_sequence_evaluation() -> None:
@@ -406,7 +408,7 @@ def test_change_partition_in_the_sequence_evaluation() -> None:
                        calibration_scores=np.linspace(0.9, 1.1, 201), threshold=1.1,
                        threshold_low=0.9, cusum=CUSUM, baseline=BaselineParams(10, 2, 5, 100))
     bundle = make_bundle().with_manifest(partitions=(absolute, change))
-    drive = LabelledSequence('rain_m2_0', 'rain', 'm2', _kl(sums), _truth(20, 40))
+    drive = LabelledSequence('rain_m2_0', 'rain', 'm2', _rows(sums), _truth(20, 40))
     summary, traces = evaluate_sequences(bundle, [drive])
     cusum, threshold = summary['modes']['cusum'], summary['modes']['threshold']
     assert threshold['missed_segments'] == 1  # no frame is out of the absolute range
@@ -432,7 +434,7 @@ def test_an_alarm_carried_over_from_in_distribution_frames_is_no_detection(
     # per-frame alert is still on at the onset: a false alarm, and the span is missed
     sums = np.full(N, 1.5)
     sums[17] = 10.0
-    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _rows(sums), _truth(20, 40))
     summary, _ = evaluate_sequences(bundle, [drive], modes=(DecisionMode.THRESHOLD,))
     threshold = summary['modes']['threshold']
     assert threshold['false_alarms'] == 1 and threshold['missed_segments'] == 1
@@ -445,7 +447,7 @@ def test_non_finite_scores_rank_as_most_out_of_distribution(bundle: Bundle) -> N
     assert metrics.auroc == pytest.approx(8 / 9)  # inf and NaN above every ID score
     sums = np.full(N, 1.5)
     sums[25] = np.inf  # broken encoder output inside the OOD span: no crash, still ranked
-    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _kl(sums), _truth(20, 40))
-    clean = LabelledSequence('id_0', 'none', 'id', _kl(np.full(N, 1.5)), _truth(0, 0))
+    drive = LabelledSequence('fog_m2_0', 'fog', 'm2', _rows(sums), _truth(20, 40))
+    clean = LabelledSequence('id_0', 'none', 'id', _rows(np.full(N, 1.5)), _truth(0, 0))
     summary, _ = evaluate_sequences(bundle, [clean, drive])
     assert 0.5 <= summary['auroc_evidence'] <= 1.0

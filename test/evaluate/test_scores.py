@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.preprocess import Preprocessor
 from vae_ood_monitor.core.scoring import kl_per_dim
 from vae_ood_monitor.core.session import EncoderSession
-from vae_ood_monitor.evaluate.scores import batch_session, encode_images, kl_of_images
+from vae_ood_monitor.evaluate.scores import (batch_session, encode_images, encodings_of_images,
+                                             kl_of_images)
 from vood_testing import make_bundle, tiny_frames
 
 
@@ -32,7 +35,7 @@ def test_encode_images_with_another_encoder() -> None:
             mu = 2.0 * batch[:, :, 0, 0]
             return mu, np.zeros_like(mu)
 
-    bundle = make_bundle()
+    bundle = make_bundle(latent=3)  # the encoder's outputs must fit the bundle's latent size
     images = tiny_frames(5).images
     pre = Preprocessor(bundle.manifest.input)
     mu, logvar = encode_images(Doubling(), pre, images, batch=2)
@@ -41,6 +44,13 @@ def test_encode_images_with_another_encoder() -> None:
     # KL of N(mu, 1) from N(0, 1) is mu^2 / 2
     np.testing.assert_allclose(kl_of_images(bundle, images, encoder=Doubling()), mu ** 2 / 2,
                                rtol=1e-6)
+    rows = encodings_of_images(bundle, images, encoder=Doubling(), batch=2)
+    assert rows.shape == (5, 6) and rows.dtype == np.float64
+    np.testing.assert_allclose(rows, np.hstack([mu, logvar]), rtol=1e-6)
+    # an encoder whose outputs do not fit the bundle is refused, naming the widths
+    with pytest.raises(ConfigError, match=r'encoder outputs have shape \(5, 6\); this model '
+                       'gives rows of 8 columns'):
+        kl_of_images(make_bundle(latent=4), images, encoder=Doubling())
 
 
 def test_batch_session_skips_warm_up() -> None:

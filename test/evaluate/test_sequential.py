@@ -73,6 +73,33 @@ def test_log_martingales_take_broken_scores_as_the_runtime_does(tail: Tail) -> N
     np.testing.assert_allclose(log_martingales(part, kl, WINDOW), online, rtol=1e-12)
 
 
+def test_encoding_rows_and_raw_scores_give_what_per_dim_kl_gives() -> None:
+    # the same sequences as per-dim KL, as encoding rows with their layout, or as raw scores
+    from vae_ood_monitor.core.encoding import Layout
+    from vood_testing import rows_with_kl
+
+    part, layout = _partition(), Layout(2)
+    id_sequences, shifted = _id_sequences(4), _shifted(3)
+    kl = shifted[0][0]
+    expected = log_martingales(part, kl, WINDOW)
+    np.testing.assert_allclose(log_martingales(part, rows_with_kl(kl), WINDOW, layout),
+                               expected, rtol=1e-9)
+    np.testing.assert_array_equal(
+        log_martingales(part, part.raw_scores(kl), WINDOW, raw=True), expected)
+    fit = fit_cusum(part, id_sequences, shifted, window=WINDOW)
+    as_rows = fit_cusum(part, [rows_with_kl(s) for s in id_sequences],
+                        [(rows_with_kl(s), onset) for s, onset in shifted], window=WINDOW,
+                        layout=layout)
+    as_raw = fit_cusum(part, [part.raw_scores(s) for s in id_sequences],
+                       [(part.raw_scores(s), onset) for s, onset in shifted], window=WINDOW,
+                       raw=True)
+    assert as_raw.as_dict() == fit.as_dict()
+    assert (as_rows.params.window, as_rows.missed, as_rows.id_alarms) == (
+        fit.params.window, fit.missed, fit.id_alarms)
+    assert as_rows.params.delta == pytest.approx(fit.params.delta, rel=1e-9)
+    assert as_rows.params.tau == pytest.approx(fit.params.tau, rel=1e-9)
+
+
 def test_log_martingale_follows_the_tail() -> None:
     low = np.array([[0.01, 0.01]] * 5)  # far below every calibration score
     assert log_martingales(_partition(Tail.LOWER), low, WINDOW)[-1] > 3.0

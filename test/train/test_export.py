@@ -1,4 +1,4 @@
-"""Export: torch/ONNX parity on mu and logvar, bundle contents, loading without torch."""
+"""Export: torch/ONNX parity on mu, logvar and stats, bundle contents, loading without torch."""
 
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ def test_onnx_session_matches_torch_encoder(preset: str) -> None:
     ref_mu, ref_lv = TorchEncoder(model.encoder).encode(batch)
     np.testing.assert_allclose(ort_mu, ref_mu, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ort_lv, ref_lv, rtol=1e-4, atol=1e-4)
+    # the activation statistics (the third output) agree too, and with the eager encoder's
+    ort = EncoderSession(bundle).encode_with_stats(batch)
+    ref = TorchEncoder(model.encoder).encode_with_stats(batch)
+    assert len(ort) == len(ref) == 3
+    assert ort[2].shape == ref[2].shape == (3, bundle.manifest.model.stats_dim)
+    for got, expected in zip(ort, ref):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_bundle_from_run(tiny_run: Path, tmp_path: Path) -> None:
@@ -48,7 +55,9 @@ def test_bundle_from_run(tiny_run: Path, tmp_path: Path) -> None:
     assert not manifest.calibrated
     graph = onnx.load_from_string(bundle.model_bytes)
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.graph.initializer)
-    assert [o.name for o in graph.graph.output] == ['mu', 'logvar']
+    assert [o.name for o in graph.graph.output] == ['mu', 'logvar', 'stats']
+    assert manifest.model.output_names == ('mu', 'logvar', 'stats')
+    assert manifest.model.stats_dim > 0 and manifest.schema_version == 3
     assert 'BatchNormalization' not in {n.op_type for n in graph.graph.node}
     path = save_bundle(bundle, tmp_path / 'tiny.vood')
     assert load_bundle(path).model_bytes == bundle.model_bytes

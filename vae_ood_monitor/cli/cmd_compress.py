@@ -64,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_distill_options(parser)
     add_calibration_options(parser)
     add_force(parser)
-    parser.set_defaults(func=_compress, partitions=['all', 'rain', 'brightness'])
+    parser.set_defaults(func=_compress)
 
 
 def _compress(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+import sys
 from typing import Any, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output, emit_json
@@ -40,8 +41,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         '(--ood; frames labelled 0 in a labels.csv are skipped) and/or synthetic test-range '
         'shifts applied to the --id frames (--shift). With --sequences it also runs the decision '
         'rules over the --id sequences and their shifted copies (m1: all frames, m2: second '
-        'half, m3: middle half) for delays and false alarms. Writes metrics.json, report.md and '
-        'PNG plots with --out.')
+        'half, m3: middle half) for delays and false alarms. Beside the detector it scores the '
+        'same frames with a six-number colour baseline (fitted at calibration) and warns where '
+        'the detector does not beat it; shifts used in training or calibration are marked '
+        '"named". Writes metrics.json, report.md and PNG plots with --out.')
     parser.add_argument('model', type=Path, help='calibrated bundle (.vood)')
     parser.add_argument('--id', nargs='+', required=True, dest='id_data',
                         help='held-out in-distribution frame sources')
@@ -95,9 +98,14 @@ def describe_partitions(bundle: Bundle) -> str:
         change = (f', change vs the median of {part.baseline.frames} frames from '
                   f'{part.baseline.gap} back (offset {part.baseline.offset:.3g})'
                   if part.baseline else '')
-        lines.append(f'partition {part.name}: {len(part.dims)} dims ({part.selection.value}), '
-                     f'{part.tail.value} tail{change}, {part.calibration_scores.size} calibration '
-                     f'scores, {limits}{cusum}')
+        if part.density is not None:
+            density = part.density
+            what = (f'{density.method.value} distance over {len(density.columns)} encoder '
+                    f'features ({", ".join(density.groups)})')
+        else:
+            what = f'{len(part.dims)} dims ({part.selection.value})'
+        lines.append(f'partition {part.name}: {what}, {part.tail.value} tail{change}, '
+                     f'{part.calibration_scores.size} calibration scores, {limits}{cusum}')
     return '\n'.join(lines)
 
 
@@ -105,8 +113,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.bundle import load_bundle
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.data.shifts import shift_frames
-    from vae_ood_monitor.evaluate.report import evaluate_kl, format_table, write_report
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
+                                                 evaluate_encodings, format_table, write_report)
+    from vae_ood_monitor.evaluate.scores import encodings_of_images
 
     bundle = load_bundle(args.model)
     if not bundle.manifest.calibrated:
@@ -121,20 +130,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_output(args.out, args.force, remove=True)
     id_frames = load_for_bundle(bundle, args.id_data, args)
     id_frames = id_frames.subset(id_frames.labels != 1)
-    id_kl = kl_of_images(bundle, id_frames.images)
-    ood_kl = {}
+    id_rows = encodings_of_images(bundle, id_frames.images)
+    ood_rows, ood_images = {}, {}
     for path in args.ood:
         frames = load_for_bundle(bundle, [path], args)
         if (frames.labels == 1).any():
             frames = frames.subset(frames.labels == 1)
         name = Path(path).name
-        while name in ood_kl or name in shifts:  # keep every set, even with equal names
+        while name in ood_rows or name in shifts:  # keep every set, even with equal names
             name += "'"
-        ood_kl[name] = kl_of_images(bundle, frames.images)
+        ood_images[name] = frames.images
     for kind in shifts:
-        ood_kl[kind] = kl_of_images(bundle, shift_frames(id_frames.images, kind, 'test',
-                                                         args.seed))
-    evaluation = evaluate_kl(bundle, id_kl, ood_kl)
+        ood_images[kind] = shift_frames(id_frames.images, kind, 'test', args.seed)
+    for name, images in ood_images.items():
+        ood_rows[name] = encodings_of_images(bundle, images)
+    evaluation = evaluate_encodings(bundle, id_rows, ood_rows)
+    has_baseline = add_baseline(evaluation, bundle, id_frames.images, ood_images)
     sequence_table = ''
     if args.sequences:
         evaluation.extra['sequences'], sequence_table = _sequences(bundle, id_frames, shifts,
@@ -142,15 +153,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_report(evaluation, args.out, title=f'OOD evaluation of {bundle.name}',
                      notes=sequence_table)
+    warnings = baseline_warnings(evaluation)
     if args.json:
         emit_json(evaluation.to_dict())
     else:
         print(format_table(evaluation))
+        if evaluation.named:
+            print(f'named shifts (used in training or calibration): '
+                  f'{", ".join(evaluation.named)}; the others say how the detector meets the '
+                  'unexpected')
+        if not has_baseline:
+            print('no colour baseline in this bundle: calibrate it again with this version to '
+                  'compare the detector with the built-in baseline')
         if sequence_table:
             print()
             print(sequence_table)
         if args.out is not None:
             print(f'report: {args.out / "report.md"}')
+    for line in warnings:
+        print(line, file=sys.stderr)
     return 0
 
 

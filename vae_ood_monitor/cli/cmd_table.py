@@ -60,8 +60,8 @@ def _table(args: argparse.Namespace) -> int:
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.evaluate.bench import bench_models, BenchConfig
     from vae_ood_monitor.evaluate.calibration import calibrate
-    from vae_ood_monitor.evaluate.report import evaluate_kl
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.report import evaluate_encodings
+    from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import load_run
 
@@ -116,12 +116,12 @@ def _table(args: argparse.Namespace) -> int:
         if key not in cached:
             bundle = load_bundle(key)
             size = (bundle.manifest.input.height, bundle.manifest.input.width)
-            id_kl = kl_of_images(bundle, val.resized(*size).images)
-            ood = {n: kl_of_images(bundle, f.resized(*size).images)
+            id_rows = encodings_of_images(bundle, val.resized(*size).images)
+            ood = {n: encodings_of_images(bundle, f.resized(*size).images)
                    for n, f in naturals.items()}
-            ood.update({k: kl_of_images(bundle, np.stack([_fit(i, size) for i in v]))
+            ood.update({k: encodings_of_images(bundle, np.stack([_fit(i, size) for i in v]))
                         for k, v in shifted.items()})
-            evaluation = evaluate_kl(bundle, id_kl, ood)
+            evaluation = evaluate_encodings(bundle, id_rows, ood)
             decoder = paper_model if loader or path == str(paper_path) else teacher
             cached[key] = (evaluation, _test_loss(bundle, decoder, val))
         evaluation, loss = cached[key]

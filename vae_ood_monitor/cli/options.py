@@ -48,9 +48,12 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('calibration')
     group.add_argument('--target-far', type=float, default=0.01,
                        help='per-frame false-alarm rate of the whole detector (default 0.01)')
-    group.add_argument('--partitions', nargs='+', default=['all'], metavar='NAME',
-                       help="'all' (every latent dim, two-sided: unforeseen shifts) and/or shift "
-                       f'names ({", ".join(ALL_SHIFTS)}) with their own dims (default: all)')
+    group.add_argument('--partitions', nargs='+', default=['generic'], metavar='NAME',
+                       help="what the alert ORs: 'generic' (distance of the frame's encoder "
+                       'features from in-distribution frames: shifts nobody named), '
+                       "'all' (KL of every latent dim, two-sided: the paper's score) and/or "
+                       f'shift names ({", ".join(ALL_SHIFTS)}) with their own latent dims '
+                       '(default: generic)')
     group.add_argument('--select', default='labelled', choices=['labelled', 'paper', 'all'],
                        help='how shift partitions choose their dims (default labelled)')
     group.add_argument('--no-sequential', action='store_true',
@@ -70,11 +73,11 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
                        'the conformal scores. The CUSUM needs many drives to vouch for few '
                        'false alarms, the scores fewer (default 0.5)')
     group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
-                       help="shifts that tune the 'all' partition's CUSUM (default: the "
+                       help="shifts that tune the generic partitions' CUSUM (default: the "
                        'named partitions, else rain and brightness)')
-    group.add_argument('--no-change', action='store_true',
-                       help='no change partitions (which score each frame against the same '
-                       "camera's recent frames and feed the CUSUM)")
+    group.add_argument('--change', action='store_true',
+                       help='add change partitions, which score each frame against the same '
+                       "camera's recent frames and feed the CUSUM (default: none)")
     group.add_argument('--baseline-frames', type=int, default=30, metavar='N',
                        help='reference window of the change partitions (default 30 frames)')
     group.add_argument('--baseline-gap', type=int, default=5, metavar='N',
@@ -96,7 +99,7 @@ def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
         sequential=not args.no_sequential, windows=tuple(args.window),
         alarm_rate=args.alarm_rate, margin=args.margin, sequence_share=args.sequence_share,
         validation_shifts=tuple(args.validation_shifts),
-        change=not args.no_change, baseline_frames=args.baseline_frames,
+        change=args.change, baseline_frames=args.baseline_frames,
         baseline_gap=args.baseline_gap, change_offset=args.change_offset, seed=args.seed)
 
 

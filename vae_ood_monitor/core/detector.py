@@ -1,8 +1,9 @@
 """Per-partition detectors and the alert latch: the decision layer on top of per-frame scores.
 
-Each partition (a group of latent dims tuned to one kind of shift) gets a
-:class:`PartitionDetector` that turns the per-dim KL of a frame into its score, a conformal
-p-value, the window martingale and the CUSUM statistic. The mode decides what *triggers*: the
+Each partition (a group of latent dims tuned to one kind of shift, or the generic score of a
+density model) gets a :class:`PartitionDetector` that turns the frame's encoding (per-dim KL,
+or the whole encoding row for a generic partition) into its score, a conformal p-value, the
+window martingale and the CUSUM statistic. The mode decides what *triggers*: the
 score above the per-frame threshold, or the CUSUM above tau. The :class:`AlertLatch` ORs the
 partitions and clears the alert only after ``clear_frames`` quiet frames (hysteresis).
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from vae_ood_monitor.core.encoding import Layout
     from vae_ood_monitor.core.manifest import Partition
 
 __all__ = ['AlertLatch', 'Decider', 'PartitionDetector', 'PartitionState']
@@ -82,13 +84,21 @@ class PartitionDetector:
                       if params and cap is not None else None)
         self.baseline = Baseline(partition.baseline) if partition.baseline else None
 
-    def update(self, kl: NDArray[np.float64]) -> PartitionState:
-        """Consume one frame's per-dim KL (shape (D,)) and return the partition's state.
+    def update(self, kl: NDArray[np.float64], row: NDArray[np.float64] | None = None
+               ) -> PartitionState:
+        """Consume one frame and return the partition's state.
 
-        A change partition scores the sum relative to its own recent past (its reference is
-        frozen while the partition triggers).
+        ``kl``: the frame's per-dim KL (D,); ``row``: its encoding row (what a generic
+        partition scores). A change partition scores relative to its own recent past (its
+        reference is frozen while the partition triggers).
         """
-        raw = score = float(kl[self.dims].sum())
+        density = self.partition.density
+        if density is None:
+            raw = score = float(kl[self.dims].sum())
+        elif row is None:
+            raise ValueError(f'partition {self.name!r} scores encoding rows; pass row=')
+        else:
+            raw = score = density.score(row)
         finite = math.isfinite(score)
         if finite and self.baseline is not None:
             score = self.baseline.ratio(raw)
@@ -153,33 +163,43 @@ class AlertLatch:
 
 
 class Decider:
-    """All partitions of one camera plus the alert latch: per-dim KL in, verdict out.
+    """All partitions of one camera plus the alert latch: encoding rows in, verdict out.
 
-    The Monitor keeps one per camera; evaluation and calibration run the same class over
-    precomputed KL arrays, so offline figures describe exactly what the robot does.
+    With a ``layout`` (:class:`~vae_ood_monitor.core.encoding.Layout`) each frame is its
+    encoding row; without one, its per-dim KL (enough when no partition is generic). The
+    Monitor keeps one per camera; evaluation and calibration run the same class over
+    precomputed arrays, so offline figures describe exactly what the robot does.
     """
 
     def __init__(self, partitions: Sequence[Partition], mode: DecisionMode,
-                 clear_frames: int = 1, cusum_cap: float | None = None) -> None:
+                 clear_frames: int = 1, cusum_cap: float | None = None,
+                 layout: Layout | None = None) -> None:
+        if layout is None and any(p.density is not None for p in partitions):
+            raise ValueError('a Decider with generic partitions needs the encoding layout')
         self.detectors = [PartitionDetector(p, mode, cusum_cap) for p in partitions]
         self.latch = AlertLatch(clear_frames)
+        self.layout = layout
 
-    def update(self, kl: NDArray[np.float64]
+    def update(self, row: NDArray[np.float64]
                ) -> tuple[tuple[PartitionState, ...], tuple[str, ...], bool]:
-        """Return (partition states, names of triggered partitions, alert)."""
-        states = tuple(d.update(kl) for d in self.detectors)
+        """Return (partition states, names of triggered partitions, alert) for one frame."""
+        if self.layout is None:
+            states = tuple(d.update(row) for d in self.detectors)
+        else:
+            kl = self.layout.kl(row)
+            states = tuple(d.update(kl, row) for d in self.detectors)
         fired = tuple(s.name for s in states if s.triggered)
         return states, fired, self.latch.update(bool(fired))
 
-    def run(self, kl: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
-        """Feed a (T, D) KL sequence; return per-frame arrays.
+    def run(self, rows: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        """Feed a sequence of frames (T, width), as :meth:`update` takes them; return arrays.
 
         Keys: ``alert`` and ``triggered`` (bool, T), and per partition ``<name>.score``,
         ``<name>.p_value``, ``<name>.log_m``, ``<name>.statistic`` and ``<name>.triggered``
         (bool: this partition fired on the frame).
         """
         out: dict[str, list[float]] = {'alert': [], 'triggered': []}
-        for row in kl:
+        for row in np.asarray(rows, np.float64):
             states, fired, alert = self.update(row)
             out['alert'].append(alert)
             out['triggered'].append(bool(fired))

@@ -16,6 +16,8 @@ from typing import Any, TYPE_CHECKING, TypeVar
 import numpy as np
 
 from vae_ood_monitor.core.baseline import BaselineParams, relative_scores
+from vae_ood_monitor.core.density import DensityModel
+from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.typedefs import DimSelection, Precision, Tail
@@ -26,10 +28,12 @@ if TYPE_CHECKING:
 __all__ = ['SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
 
 #: Newest manifest schema this runtime reads and writes. Version 2 added change partitions
-#: (``baseline``); a manifest without them is written as version 1, so older runtimes still
-#: read it, and refuse one whose partitions they would misread.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: (``baseline``), version 3 the model's activation statistics output (``stats_dim``) and
+#: generic partitions (``density``). A manifest is written with the oldest version that
+#: describes it, so older runtimes still read what they can, and refuse what they would
+#: misread.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 E = TypeVar('E', bound=Enum)
 BUNDLE_FORMAT = 'vae-ood-bundle'
 
@@ -115,6 +119,7 @@ class Partition:
     tail: Tail = Tail.UPPER
     threshold_low: float | None = None
     baseline: BaselineParams | None = None
+    density: DensityModel | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -123,9 +128,11 @@ class Partition:
                    for d in self.dims):
             raise ConfigError(f'Partition {self.name!r}: dims {self.dims!r} must be integers.')
         dims = tuple(int(d) for d in self.dims)
-        if not dims or len(set(dims)) != len(dims) or min(dims) < 0:
+        if ((not dims and self.density is None) or len(set(dims)) != len(dims)
+                or min(dims, default=0) < 0):
             raise ConfigError(f'Partition {self.name!r}: dims {dims!r} must be distinct '
-                              'non-negative latent indices, at least one.')
+                              'non-negative latent indices, at least one (a generic partition '
+                              'may have none).')
         object.__setattr__(self, 'dims', dims)
         object.__setattr__(self, 'selection', _choice(DimSelection, self.selection, 'selection'))
         scores = np.sort(np.asarray(self.calibration_scores, dtype=np.float64).ravel())
@@ -181,14 +188,34 @@ class Partition:
             result = max(result, low)
         return result
 
-    def scores_of(self, kl: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Scores of one stream's per-dim KL (T, D) in order, as the runtime computes them.
+    def raw_scores(self, rows: NDArray[np.float64], layout: Layout | None = None
+                   ) -> NDArray[np.float64]:
+        """Per-frame scores of encoding rows (T, width) before any change ratio.
 
-        The KL sum over the dims; for a change partition its ratio to the stream's own lagged
+        The generic score of a partition with a density model, else the KL sum over its dims.
+        Without ``layout`` the rows are per-dim KL (T, D) (enough for a KL partition).
+        """
+        rows = np.asarray(rows, np.float64)
+        if self.density is not None:
+            if layout is None:
+                raise ValueError(f'partition {self.name!r} scores encoding rows: pass a layout')
+            return self.density.scores(rows)
+        kl = rows if layout is None else layout.kl(rows)
+        return kl[:, list(self.dims)].sum(axis=1)
+
+    def scores_of(self, rows: NDArray[np.float64], layout: Layout | None = None
+                  ) -> NDArray[np.float64]:
+        """Scores of one stream's encoding rows (T, width) in order, as the runtime computes.
+
+        :meth:`raw_scores`; for a change partition their ratio to the stream's own lagged
         reference (never frozen here: offline there is no trigger to freeze on).
         """
-        sums = np.asarray(kl, np.float64)[:, list(self.dims)].sum(axis=1)
-        return sums if self.baseline is None else relative_scores(sums, self.baseline)
+        return self.from_raw(self.raw_scores(rows, layout))
+
+    def from_raw(self, raw: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Scores of one stream from its :meth:`raw_scores` (a change partition's ratios)."""
+        raw = np.asarray(raw, np.float64)
+        return raw if self.baseline is None else relative_scores(raw, self.baseline)
 
     def evidence(self, scores: NDArray[np.float64]) -> NDArray[np.float64]:
         """Vectorised :meth:`evidence_of`."""
@@ -206,6 +233,7 @@ class Partition:
             'threshold_low': None if self.threshold_low is None else float(self.threshold_low),
             'cusum': None if self.cusum is None else self.cusum.to_dict(),
             **({} if self.baseline is None else {'baseline': self.baseline.to_dict()}),
+            **({} if self.density is None else {'density': self.density.to_dict()}),
             'calibration_scores': [float(s) for s in self.calibration_scores],
         }
 
@@ -214,42 +242,61 @@ class Partition:
         """Build from the manifest representation."""
         cusum = data.get('cusum')
         baseline = data.get('baseline')
+        density = data.get('density')
         return cls(name=data['name'], dims=tuple(data['dims']),
                    selection=data.get('selection', 'all'),
                    calibration_scores=np.asarray(data.get('calibration_scores', []), float),
                    threshold=data.get('threshold'),
                    cusum=None if cusum is None else CusumParams(**cusum),
                    tail=data.get('tail', 'upper'), threshold_low=data.get('threshold_low'),
-                   baseline=None if baseline is None else BaselineParams(**baseline))
+                   baseline=None if baseline is None else BaselineParams(**baseline),
+                   density=None if density is None else DensityModel.from_dict(density))
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Facts about the ONNX encoder inside the bundle."""
+    """Facts about the ONNX encoder inside the bundle.
+
+    ``stats_dim``: width of the optional third output (the activation statistics that the
+    generic score measures, :mod:`~vae_ood_monitor.core.encoding`); 0 when the model has only
+    mu and logvar.
+    """
 
     sha256: str
     latent_dim: int
     precision: Precision = Precision.FP32
     input_name: str = 'image'
-    output_names: tuple[str, str] = ('mu', 'logvar')
+    output_names: tuple[str, ...] = ('mu', 'logvar')
     parameters: int = 0
     macs: int = 0
+    stats_dim: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'precision', _choice(Precision, self.precision, 'precision'))
         object.__setattr__(self, 'output_names', tuple(self.output_names))
         if len(self.sha256) != 64:
             raise ConfigError(f'Model sha256 {self.sha256!r} is not a 64-digit hex digest.')
-        if self.latent_dim < 1 or len(self.output_names) != 2:
+        if (isinstance(self.stats_dim, bool) or not isinstance(self.stats_dim, int)
+                or self.stats_dim < 0):
+            raise ConfigError(f'stats_dim {self.stats_dim!r} must be an integer >= 0.')
+        outputs = 3 if self.stats_dim else 2
+        if self.latent_dim < 1 or len(self.output_names) != outputs:
             raise ConfigError(f'latent_dim {self.latent_dim!r} must be positive and there must '
-                              f'be two outputs (mu, logvar), got {self.output_names!r}.')
+                              f'be {outputs} outputs (mu, logvar'
+                              f'{", stats" if self.stats_dim else ""}), got '
+                              f'{self.output_names!r}.')
+
+    @property
+    def layout(self) -> Layout:
+        """Column layout of this model's encoding rows."""
+        return Layout(self.latent_dim, self.stats_dim)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the manifest representation."""
         return {'sha256': self.sha256, 'latent_dim': self.latent_dim,
                 'precision': self.precision.value, 'input_name': self.input_name,
                 'output_names': list(self.output_names), 'parameters': self.parameters,
-                'macs': self.macs}
+                'macs': self.macs, **({'stats_dim': self.stats_dim} if self.stats_dim else {})}
 
 
 @dataclass(frozen=True)
@@ -270,11 +317,16 @@ class Manifest:
         names = [p.name for p in self.partitions]
         if len(set(names)) != len(names):
             raise ConfigError(f'Partition names must be unique, got {names!r}.')
+        layout = self.model.layout
         for part in self.partitions:
-            if max(part.dims) >= self.model.latent_dim:
+            if max(part.dims, default=-1) >= self.model.latent_dim:
                 raise ConfigError(
                     f'Partition {part.name!r} uses latent dim {max(part.dims)} but the model has '
                     f'only {self.model.latent_dim} latent dimensions.')
+            if part.density is not None and part.density.width > layout.width:
+                raise ConfigError(
+                    f'Partition {part.name!r} scores encoding column {part.density.width - 1} '
+                    f'but the model gives {layout.width} columns; calibrate the bundle again.')
         if not 0.0 < self.target_far < 1.0:
             raise ConfigError(f'target_far {self.target_far!r} must be in (0, 1).')
 
@@ -290,7 +342,13 @@ class Manifest:
 
     @property
     def schema_version(self) -> int:
-        """The oldest schema version that describes this manifest (2 with change partitions)."""
+        """The oldest schema version that describes this manifest.
+
+        3 with activation statistics or a generic (density) partition, 2 with change
+        partitions, else 1.
+        """
+        if self.model.stats_dim or any(p.density is not None for p in self.partitions):
+            return 3
         return 2 if any(p.baseline is not None for p in self.partitions) else 1
 
     def replace(self, **changes: Any) -> Manifest:
@@ -343,7 +401,8 @@ class Manifest:
             raise BundleError(f'{source} is malformed ({type(err).__name__}: {err}); re-export '
                               'the model with `vae-ood export`.') from err
         if manifest.schema_version > version:
-            raise BundleError(f'{source} declares schema version {version} but has change '
-                              'partitions (baseline), which need version 2; the file was edited '
-                              'by hand or is damaged: re-export and calibrate the model.')
+            raise BundleError(f'{source} declares schema version {version} but uses features of '
+                              f'version {manifest.schema_version} (change partitions need 2, '
+                              'activation statistics and generic partitions 3); the file was '
+                              'edited by hand or is damaged: re-export and calibrate the model.')
         return manifest

@@ -17,11 +17,12 @@ import numpy as np
 
 from vae_ood_monitor.core.bundle import Bundle, load_bundle
 from vae_ood_monitor.core.detector import Decider, PartitionState
-from vae_ood_monitor.core.errors import CalibrationError, ConfigError, ImageEncodingError
+from vae_ood_monitor.core.encoding import encode_rows
+from vae_ood_monitor.core.errors import (BundleError, CalibrationError, ConfigError,
+                                         ImageEncodingError)
 from vae_ood_monitor.core.errors import VaeOodError
 from vae_ood_monitor.core.image import decode_image, to_rgb8
 from vae_ood_monitor.core.preprocess import Preprocessor
-from vae_ood_monitor.core.scoring import kl_per_dim
 from vae_ood_monitor.core.session import EncoderSession, SessionConfig
 from vae_ood_monitor.core.stats import Counts, Latency, LatencyStats, RateMeter
 from vae_ood_monitor.core.typedefs import ChannelOrder, DecisionMode
@@ -126,7 +127,8 @@ class Monitor:
         self.mode = self.config.decision or (DecisionMode.CUSUM if has_cusum
                                              else DecisionMode.THRESHOLD)
         self._partitions = partitions
-        Decider(partitions, self.mode)  # validates calibration before ONNX Runtime loads
+        self._layout = manifest.model.layout
+        Decider(partitions, self.mode, layout=self._layout)  # checks calibration before ORT
         self.encoder: Encoder = encoder or EncoderSession(self.bundle, self.config.session)
         self.preprocessor = Preprocessor(manifest.input)
         self._cameras: dict[str, _Camera] = {}
@@ -140,7 +142,7 @@ class Monitor:
         state = self._cameras.get(name)
         if state is None:
             decider = Decider(self._partitions, self.mode, self.config.clear_frames,
-                              self.config.cusum_cap)
+                              self.config.cusum_cap, layout=self._layout)
             state = self._cameras[name] = _Camera(decider, self.config)
         return state
 
@@ -171,10 +173,13 @@ class Monitor:
             state.counts.failed[err.kind] += 1
             raise
         t2 = time.perf_counter_ns()
-        mu, logvar = self.encoder.encode(batch)
+        row = encode_rows(self.encoder, batch)[0]
         t3 = time.perf_counter_ns()
-        kl = kl_per_dim(mu[0], logvar[0])
-        states, fired, alert = state.decider.update(kl)
+        if row.size != self._layout.width:
+            raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
+                              f'expects {self._layout.width}. Re-export the bundle.')
+        states, fired, alert = state.decider.update(row)
+        kl = self._layout.kl(row)
         t4 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
         decision = Decision(camera, int(stamp_ns), float(kl.sum()), kl, states, alert, fired,

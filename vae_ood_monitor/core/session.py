@@ -97,8 +97,13 @@ class EncoderSession:
     def encode(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32],
                                                           NDArray[np.float32]]:
         """Return (mu, logvar) for a float32 batch of shape (N, 3, H, W)."""
-        mu, logvar = self._session.run(self._output_names, {self._input_name: batch})
-        return mu, logvar
+        outputs = self._session.run(self._output_names[:2], {self._input_name: batch})
+        return outputs[0], outputs[1]
+
+    def encode_with_stats(self, batch: NDArray[np.float32]
+                          ) -> tuple[NDArray[np.float32], ...]:
+        """Return every output of the model: (mu, logvar) and, if it has them, its stats."""
+        return tuple(self._session.run(self._output_names, {self._input_name: batch}))
 
     def _options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -172,12 +177,15 @@ class EncoderSession:
                             f'[{manifest.model.input_name!r}]')
         elif tuple(inputs[0].shape[1:]) != expected:
             problems.append(f'input shape {inputs[0].shape!r} does not end in {expected!r}')
-        for name in manifest.model.output_names:
+        model = manifest.model
+        widths = (('latent_dim', model.latent_dim), ('latent_dim', model.latent_dim),
+                  ('stats_dim', model.stats_dim))
+        for name, (what, width) in zip(model.output_names, widths):
             if name not in outputs:
                 problems.append(f'output {name!r} missing (has {sorted(outputs)!r})')
-            elif outputs[name].shape[-1] != manifest.model.latent_dim:
+            elif outputs[name].shape[-1] != width:
                 problems.append(f'output {name!r} has shape {outputs[name].shape!r}, manifest '
-                                f'says latent_dim {manifest.model.latent_dim}')
+                                f'says {what} {width}')
         if problems:
             raise BundleError(f'{self._where()}: the ONNX model does not match its manifest ('
                               + '; '.join(problems) + '). Re-export the bundle with '

@@ -83,19 +83,30 @@ def make_messages(config: BenchConfig, count: int = 16) -> list[Any]:
 
 
 def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> Any:
-    """Attach throw-away calibration so that an uncalibrated bundle can be timed."""
+    """Attach throw-away calibration so that an uncalibrated bundle can be timed.
+
+    The default alert's partitions (the generic one when the model has activation statistics,
+    else the KL of every dim), so that the scoring stage costs what it will on the robot.
+    """
+    from vae_ood_monitor.core.encoding import encode_rows
     from vae_ood_monitor.core.image import to_rgb8
     from vae_ood_monitor.core.preprocess import Preprocessor
-    from vae_ood_monitor.core.scoring import kl_per_dim
     from vae_ood_monitor.core.session import EncoderSession
-    from vae_ood_monitor.evaluate.calibrate import calibrate_partitions
+    from vae_ood_monitor.core.typedefs import Tail
+    from vae_ood_monitor.evaluate.calibrate import calibrate_partitions, PartitionPlan
+    from vae_ood_monitor.evaluate.density import fit_density
 
     encoder = encoder or EncoderSession(bundle)
     pre = Preprocessor(bundle.manifest.input)
-    kl = np.concatenate([kl_per_dim(*encoder.encode(pre(to_rgb8(m)))) for m in messages])
-    kl = np.tile(kl, (200 // len(kl) + 1, 1))
-    kl += np.random.default_rng(0).random(kl.shape) * 1e-3
-    return calibrate_partitions(bundle, kl, target_far=0.01)
+    layout = bundle.manifest.model.layout
+    rows = np.concatenate([encode_rows(encoder, pre(to_rgb8(m))) for m in messages])
+    rows = np.tile(rows, (200 // len(rows) + 1, 1))
+    rows += np.random.default_rng(0).random(rows.shape) * 1e-3
+    plans = [PartitionPlan('all', tuple(range(layout.latent_dim)), tail=Tail.TWO_SIDED)]
+    if layout.stats_dim:
+        density = fit_density(rows, layout)
+        plans = [PartitionPlan('generic', (), density=density, scores=density.scores(rows))]
+    return calibrate_partitions(bundle, rows, target_far=0.01, plans=plans)
 
 
 def bench_model(path: str, config: BenchConfig, loader: str | None = None,

@@ -3,14 +3,17 @@
 1. Split the frames into two halves of whole sequences: **A** gives the conformal calibration
    scores and per-frame thresholds; **B** chooses each partition's latent dims and tail and
    calibrates the sequential test. Keeping them apart keeps the p-values honest.
-2. Partitions: ``all`` (every latent dim, two-sided: a generic detector for shifts nobody
-   anticipated) and/or one per named shift (e.g. ``rain``, ``brightness``), whose dims and tail
-   are chosen by the labelled rule (validation AUROC on B frames with that shift applied at a
-   test-range severity), the paper's rule (calibration videos at graded training-range
-   severities) or all dims.
+2. Partitions: ``generic`` (how far the frame's encoder features lie from in-distribution
+   frames, :mod:`vae_ood_monitor.core.density`, fitted on A and B together, every frame scored
+   by a fit without its own sequence: the detector for shifts nobody anticipated), ``all``
+   (the KL of every latent dim summed, two-sided: the paper's generic score) and/or one per
+   named shift (e.g. ``rain``, ``brightness``), whose dims and tail are chosen by the labelled
+   rule (validation AUROC on B frames with that shift applied at a test-range severity), the
+   paper's rule (calibration videos at graded training-range severities) or all dims.
 3. Per-frame thresholds at the target false-alarm rate, split evenly between the absolute
-   partitions.
-4. Change partitions (``change``, on by default): a twin of every partition that scores each
+   partitions. Where the frames cannot certify that rate, the lowest rate they can certify is
+   used instead, and the report says so and how many frames the target needs.
+4. Change partitions (``change``, off by default): a twin of every partition that scores each
    frame relative to the same camera's recent frames (:mod:`vae_ood_monitor.core.baseline`),
    calibrated on A's sequences. In-distribution KL varies far more between scenes than within
    one drive, so a shift that moves a drive's KL by a third is often invisible against the
@@ -32,6 +35,7 @@ from typing import Any, Callable, Mapping, TYPE_CHECKING
 import numpy as np
 
 from vae_ood_monitor.core.baseline import BaselineParams
+from vae_ood_monitor.core.density import DensityMethod
 from vae_ood_monitor.core.dims import labelled_dims, paper_dims
 from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
@@ -39,19 +43,31 @@ from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift
                                          ShiftKind, ShiftProcess)
 from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
                                                 MIN_CALIBRATION_FRAMES, PartitionPlan)
-from vae_ood_monitor.evaluate.scores import kl_of_images
+from vae_ood_monitor.evaluate.colour import fit_colour_baseline
+from vae_ood_monitor.evaluate.density import (fit_density_scored, MIN_DENSITY_FRAMES,
+                                              pseudo_groups)
+from vae_ood_monitor.evaluate.scores import encodings_of_images
 from vae_ood_monitor.evaluate.sequential import candidate_windows, DriveResolution, fit_cusum
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from vae_ood_monitor.core.bundle import Bundle
+    from vae_ood_monitor.core.encoding import Layout
     from vae_ood_monitor.core.typedefs import Encoder
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['CalibrationOptions', 'calibrate', 'calibrate_and_score', 'split_for_calibration']
+__all__ = ['DEFAULT_PARTITIONS', 'GENERIC', 'KL_ALL', 'MIN_FRAMES', 'CalibrationOptions',
+           'calibrate', 'calibrate_and_score', 'certifiable_far', 'split_for_calibration']
 
-GENERIC = 'all'
+#: The generic partition: distance of the encoder features from in-distribution frames.
+GENERIC = 'generic'
+#: The paper's generic score: the KL of every latent dim, summed (two-sided).
+KL_ALL = 'all'
+#: The default alert (calibrate, export --calibrate, compress and the demo alike).
+DEFAULT_PARTITIONS = (GENERIC,)
+#: Below this many calibration frames calibration refuses: no rate can be certified.
+MIN_FRAMES = 2 * MIN_DENSITY_FRAMES
 #: Suffix of a change partition's name (``rain`` -> ``rain_change``).
 CHANGE_SUFFIX = '_change'
 #: Offset of the seeds of validation shifts (evaluation uses the plain seed).
@@ -65,7 +81,7 @@ class CalibrationOptions:
     """Calibration settings (validated here for the CLI and the demo alike)."""
 
     target_far: float = 0.01
-    partitions: tuple[str, ...] = (GENERIC,)
+    partitions: tuple[str, ...] = DEFAULT_PARTITIONS
     selection: DimSelection = DimSelection.LABELLED
     sequential: bool = True
     #: candidate martingale windows (frames); calibration picks one per partition
@@ -79,19 +95,23 @@ class CalibrationOptions:
     validation_shifts: tuple[str, ...] = ()
     cusum_cap: float = 2.0
     paper_dims: int = 3
-    change: bool = True
+    #: change twins of every partition; off by default: on the demo's model the generic
+    #: partition's twin raised 4 false alarms in 5,260 in-distribution frames (none without it)
+    change: bool = False
     baseline_frames: int = 30
     baseline_gap: int = 5
     change_offset: float = 0.5
+    #: how the generic partition measures distance (a DensityMethod value)
+    generic_method: str = 'mahalanobis'
     seed: int = 0
 
     def __post_init__(self) -> None:
         partitions = tuple(self.partitions)
         kinds = {k.value for k in ShiftKind}
-        unknown = [p for p in partitions if p != GENERIC and p not in kinds]
+        unknown = [p for p in partitions if p not in (GENERIC, KL_ALL) and p not in kinds]
         if not partitions or unknown or len(set(partitions)) != len(partitions):
             raise ConfigError(f'Partitions {list(partitions)!r} must be distinct names from: '
-                              f'{GENERIC}, {", ".join(sorted(kinds))}.')
+                              f'{GENERIC}, {KL_ALL}, {", ".join(sorted(kinds))}.')
         object.__setattr__(self, 'partitions', partitions)
         try:
             object.__setattr__(self, 'selection', DimSelection(self.selection))
@@ -120,6 +140,11 @@ class CalibrationOptions:
         if not 0 <= self.change_offset < 1:
             raise ConfigError(f'change_offset {self.change_offset!r} must be a quantile level '
                               'in [0, 1) (0: no offset).')
+        try:
+            object.__setattr__(self, 'generic_method', DensityMethod(self.generic_method).value)
+        except ValueError:
+            raise ConfigError(f'generic_method {self.generic_method!r} is not supported; choose '
+                              f'one of: {", ".join(m.value for m in DensityMethod)}.') from None
         if self.baseline_frames < 2 or self.baseline_gap < 0:
             raise ConfigError(f'baseline_frames {self.baseline_frames!r} must be >= 2 and '
                               f'baseline_gap {self.baseline_gap!r} >= 0.')
@@ -141,8 +166,12 @@ class CalibrationOptions:
 
         Each named partition is tuned on its own shift.
         """
-        named = tuple(p for p in self.partitions if p != GENERIC)
-        return self.validation_shifts or named or ('rain', 'brightness')
+        return self.validation_shifts or self.named or ('rain', 'brightness')
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """The partitions named after a shift."""
+        return tuple(p for p in self.partitions if p not in (GENERIC, KL_ALL))
 
 
 def split_for_calibration(frames: FrameArray, share_b: float = 0.5
@@ -168,33 +197,58 @@ def _sequences(frames: FrameArray) -> list[NDArray[np.intp]]:
     return [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
 
 
+def certifiable_far(frames: int, partitions: int) -> float:
+    """Return the lowest per-frame false-alarm rate ``frames`` calibration scores certify.
+
+    A conformal threshold at level a needs (n + 1) a >= 1; the rate is split between
+    ``partitions`` absolute partitions.
+    """
+    return partitions / (frames + 1)
+
+
 def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | None = None, *,
               encoder: Encoder | None = None,
               log: Callable[[str], None] | None = None) -> tuple[Bundle, dict[str, Any]]:
     """Calibrate ``bundle`` on held-out in-distribution ``frames``; return it and a report."""
     options = options or CalibrationOptions()
     say = log or (lambda _text: None)
+    if len(frames) < MIN_FRAMES:
+        raise CalibrationError(f'{len(frames)} calibration frames are too few: calibration '
+                               f'needs at least {MIN_FRAMES} held-out in-distribution frames '
+                               '(a few hundred from several recordings are better).')
     part_a, part_b = split_for_calibration(frames, options.sequence_share)
-    if len(part_a) < 100 or len(part_b) < 2 * options.window:
-        raise CalibrationError(f'{len(frames)} calibration frames are too few; give at least a '
-                               'few hundred held-out in-distribution frames (several sequences).')
+    layout = bundle.manifest.model.layout
+
+    def encode(images: NDArray[np.uint8]) -> NDArray[np.float64]:
+        return encodings_of_images(bundle, images, encoder=encoder)
 
     def kl(images: NDArray[np.uint8]) -> NDArray[np.float64]:
-        return kl_of_images(bundle, images, encoder=encoder)
+        return layout.kl(encode(images))
 
-    kl_a, kl_b = kl(part_a.images), kl(part_b.images)
-    latent = bundle.manifest.model.latent_dim
+    rows_a, rows_b = encode(part_a.images), encode(part_b.images)
+    kl_b = layout.kl(rows_b)
+    latent = layout.latent_dim
     report: dict[str, Any] = {'frames': len(frames), 'split': [len(part_a), len(part_b)],
                               'options': _jsonable(asdict(options)), 'partitions': {}}
     plans = []
+    honest_b = None  # the generic partition's cross-fitted scores of B's frames
     for name in options.partitions:
-        plan, details = _plan(name, options, kl_b, part_b, kl)
+        if name == GENERIC:
+            plan, details, honest_b = _generic_plan(rows_a, rows_b, part_a, part_b, layout,
+                                                    options)
+            say(f'partition {name}: {details["method"]} distance over {details["features"]} '
+                f'encoder features ({", ".join(details["groups"])})'
+                + (f', {details["reference"]} reference frames' if details['reference']
+                   else ''))
+        else:
+            plan, details = _plan(name, options, kl_b, part_b, kl)
+            say(f'partition {name}: {len(plan.dims)}/{latent} dims, {plan.tail.value} tail'
+                + (f', validation AUROC {details["validation_auroc"]:.3f}'
+                   if 'validation_auroc' in details else ''))
         plans.append(plan)
         report['partitions'][name] = details
-        say(f'partition {name}: {len(plan.dims)}/{latent} dims, {plan.tail.value} tail'
-            + (f', validation AUROC {details["validation_auroc"]:.3f}'
-               if 'validation_auroc' in details else ''))
-    sequences_b = [kl_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
+    far = _certified(options.target_far, len(part_a), plans, report, say)
+    sequences_b = [rows_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
     baseline = options.baseline
     sequences_a = _sequences(part_a)
     warm_a = sum(max(0, len(idx) - baseline.warmup) for idx in sequences_a)
@@ -204,9 +258,10 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
             f'frames and {MIN_CALIBRATION_FRAMES} frames past a {baseline.warmup}-frame '
             'warm-up')
     elif options.change and options.sequential and sequences_b:
+        kl_a = layout.kl(rows_a)
         for plan in list(plans):
-            offset = (float(np.quantile(kl_a[:, list(plan.dims)].sum(axis=1),
-                                        options.change_offset))
+            raw = plan.scores if plan.density is not None else kl_a[:, list(plan.dims)].sum(1)
+            offset = (float(np.quantile(raw, options.change_offset))
                       if options.change_offset > 0 else 0.0)
             twin = replace(baseline, offset=offset)
             plans.append(replace(plan, name=plan.name + CHANGE_SUFFIX, baseline=twin))
@@ -214,20 +269,27 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
                 **report['partitions'][plan.name], 'baseline': twin.to_dict()}
         say(f'change partitions: {", ".join(p.name for p in plans if p.baseline)} (reference '
             f'{baseline.frames} frames, {baseline.gap} frames back)')
-    calibrated = calibrate_partitions(bundle, kl_a, target_far=options.target_far, plans=plans,
+    calibrated = calibrate_partitions(bundle, rows_a, target_far=far, plans=plans,
                                       sequences=sequences_a)
     partitions = list(calibrated.manifest.partitions)
     if options.sequential and sequences_b:
-        shifted = _validation_sequences(part_b, kl_b, options, kl)
+        shifted = _validation_sequences(part_b, rows_b, options, encode)
         share = options.alarm_rate / len(partitions)  # the alert ORs them: split the budget
         report['alarm_rate_per_partition'] = share
+        long_b = [idx for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
         for number, part in enumerate(partitions):
             # a shift's own partitions are tuned to that shift, the generic ones to all of them
             base = part.name.removesuffix(CHANGE_SUFFIX) if part.baseline else part.name
             mine = shifted.get(base) or [s for group in shifted.values() for s in group]
-            fit = fit_cusum(part, sequences_b, mine, window=options.windows,
-                            target_rate=share, margin=options.margin,
-                            cusum_cap=options.cusum_cap)
+            # raw scores: B's frames scored honestly (the generic partition: by models fitted
+            # without them), the shifted halves by the partition as the robot will
+            raw_b = (honest_b if part.density is not None and honest_b is not None
+                     else part.raw_scores(rows_b, layout))
+            fit = fit_cusum(part, [raw_b[idx] for idx in long_b],
+                            [(np.r_[raw_b[idx[:onset]], part.raw_scores(rows[onset:], layout)],
+                              onset) for rows, onset, idx in mine],
+                            window=options.windows, target_rate=share, margin=options.margin,
+                            cusum_cap=options.cusum_cap, raw=True)
             partitions[number] = replace(part, cusum=fit.params)
             report['partitions'][part.name]['cusum'] = fit.as_dict()
             say(fit.describe())
@@ -240,8 +302,53 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         report['sequential'] = (f'skipped: no calibration sequence has {2 * options.window} '
                                 'frames or more')
         say('sequential calibration skipped: the frames form no sequences long enough')
+    report['colour_baseline'] = fit_colour_baseline(part_a.images)
     metrics = {**bundle.manifest.metrics, 'calibration': report}
     return calibrated.with_manifest(partitions=tuple(partitions), metrics=metrics), report
+
+
+def _certified(target: float, frames: int, plans: list[PartitionPlan], report: dict[str, Any],
+               say: Callable[[str], None]) -> float:
+    """Return the per-frame rate to calibrate at: ``target``, or the lowest certifiable."""
+    absolute = sum(plan.baseline is None for plan in plans)
+    sides = max((2 if plan.tail is Tail.TWO_SIDED else 1) for plan in plans)
+    lowest = certifiable_far(frames, absolute * sides)
+    far = max(target, lowest)
+    report['target_far'] = far
+    if far > target:
+        needed = math.ceil(absolute * sides / target) - 1
+        report['target_far_requested'] = target
+        say(f'note: {frames} calibration scores certify a per-frame false-alarm rate of '
+            f'{far:.3g} at best, not the {target:g} asked for; the thresholds use {far:.3g}. '
+            f'{target:g} needs about {2 * needed} calibration frames ({needed} for the scores, '
+            'as many again for the sequential test).')
+    else:
+        say(f'per-frame false-alarm rate {far:g} ({frames} calibration scores can certify down '
+            f'to {lowest:.3g})')
+    return far
+
+
+def _generic_plan(rows_a: NDArray[np.float64], rows_b: NDArray[np.float64],
+                  part_a: FrameArray, part_b: FrameArray, layout: Layout,
+                  options: CalibrationOptions
+                  ) -> tuple[PartitionPlan, dict[str, Any], NDArray[np.float64]]:
+    """Plan the generic partition: a density model fitted on every calibration frame.
+
+    Each frame's score comes from a model fitted without its sequence (cross-fitting): A's are
+    the conformal calibration scores, B's (returned too) feed the sequential calibration.
+    """
+    ids = np.r_[pseudo_groups(part_a.groups), pseudo_groups(part_b.groups) + len(part_a) + 1]
+    density, scores = fit_density_scored(np.concatenate([rows_a, rows_b]), ids, layout,
+                                         method=options.generic_method)
+    honest_a, honest_b = scores[:len(rows_a)], scores[len(rows_a):]
+    dims = tuple(sorted({c % layout.latent_dim for c in density.columns
+                         if c < 2 * layout.latent_dim}))
+    details = {'selection': 'all', 'tail': 'upper', 'method': density.method.value,
+               'groups': list(density.groups), 'features': len(density.columns),
+               'reference': 0 if density.reference is None else len(density.reference),
+               'dims': list(dims)}
+    return (PartitionPlan(GENERIC, dims, DimSelection.ALL, Tail.UPPER, density=density,
+                          scores=honest_a), details, honest_b)
 
 
 def calibrate_and_score(bundle: Bundle, calib: FrameArray, val: FrameArray,
@@ -252,15 +359,15 @@ def calibrate_and_score(bundle: Bundle, calib: FrameArray, val: FrameArray,
     Every frame set is resized to the bundle's input first, so candidates with different input
     sizes are judged on the same frames.
     """
-    from vae_ood_monitor.evaluate.report import evaluate_kl
+    from vae_ood_monitor.evaluate.report import evaluate_encodings
 
     size = (bundle.manifest.input.height, bundle.manifest.input.width)
     bundle, _ = calibrate(bundle, calib.resized(*size), options)
-    id_kl = kl_of_images(bundle, val.resized(*size).images)
-    ood_kl = {name: kl_of_images(bundle, frames.resized(*size).images)
-              for name, frames in ood.items()}
-    evaluation = evaluate_kl(bundle, id_kl, ood_kl)
-    return bundle, {name: evaluation.auroc(name) for name in ood_kl}
+    id_rows = encodings_of_images(bundle, val.resized(*size).images)
+    ood_rows = {name: encodings_of_images(bundle, frames.resized(*size).images)
+                for name, frames in ood.items()}
+    evaluation = evaluate_encodings(bundle, id_rows, ood_rows)
+    return bundle, {name: evaluation.auroc(name) for name in ood_rows}
 
 
 def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
@@ -268,7 +375,7 @@ def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
           ) -> tuple[PartitionPlan, dict[str, Any]]:
     latent = kl_b.shape[1]
     every = tuple(range(latent))
-    if name == GENERIC:
+    if name == KL_ALL:
         return (PartitionPlan(name, every, DimSelection.ALL, Tail.TWO_SIDED),
                 {'dims': list(every), 'selection': 'all', 'tail': 'two_sided'})
     if options.selection is DimSelection.ALL:
@@ -298,19 +405,21 @@ def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
              'validation_auroc': auroc, 'validation_frames': len(shifted)})
 
 
-def _validation_sequences(part_b: FrameArray, kl_b: NDArray[np.float64],
+def _validation_sequences(part_b: FrameArray, rows_b: NDArray[np.float64],
                           options: CalibrationOptions,
-                          kl: Callable[[NDArray[np.uint8]], NDArray[np.float64]]
-                          ) -> dict[str, list[tuple[NDArray[np.float64], int]]]:
+                          encode: Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+                          ) -> dict[str, list[tuple[NDArray[np.float64], int,
+                                                    NDArray[np.intp]]]]:
     """B's sequences with each validation shift applied from the middle on (mode m2).
 
-    Before the onset a sequence is its drive's frames unchanged, so it takes their KL from
-    ``kl_b``; only the shifted half is encoded.
+    Per shift kind, (rows, onset, indices of the drive's frames in B) triples.
+
+    Before the onset a sequence is its drive's frames unchanged, so it takes their encodings
+    from ``rows_b``; only the shifted half is encoded.
     """
-    out: dict[str, list[tuple[NDArray[np.float64], int]]] = {}
+    out: dict[str, list[tuple[NDArray[np.float64], int, NDArray[np.intp]]]] = {}
     rng = np.random.default_rng([options.seed, 104729])
-    kinds = dict.fromkeys(options.shifts_for_delta + tuple(
-        p for p in options.partitions if p != GENERIC))
+    kinds = dict.fromkeys(options.shifts_for_delta + options.named)
     for kind in kinds:
         for number, idx in enumerate(_sequences(part_b)):
             if len(idx) < 2 * options.window:
@@ -320,9 +429,9 @@ def _validation_sequences(part_b: FrameArray, kl_b: NDArray[np.float64],
                                    options.seed + 1000 + number)
             shifted = np.stack([process(image, i) for i, image in
                                 enumerate(part_b.images[idx[onset:]])])
-            rows = kl_b[idx].copy()
-            rows[onset:] = kl(shifted)
-            out.setdefault(kind, []).append((rows, onset))
+            rows = rows_b[idx].copy()
+            rows[onset:] = encode(shifted)
+            out.setdefault(kind, []).append((rows, onset, idx))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Batch scoring of frame arrays with a bundle's ONNX encoder (no torch needed)."""
+"""Batch encoding of frame arrays with a bundle's ONNX encoder (no torch needed)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Callable, TYPE_CHECKING
 
 import numpy as np
 
+from vae_ood_monitor.core.encoding import encode_rows
 from vae_ood_monitor.core.preprocess import Preprocessor
-from vae_ood_monitor.core.scoring import kl_per_dim
 from vae_ood_monitor.core.session import EncoderSession, SessionConfig
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
     from vae_ood_monitor.core.typedefs import Encoder
 
-__all__ = ['batch_session', 'encode_images', 'kl_of_images']
+__all__ = ['batch_session', 'encode_images', 'encodings_of_images', 'kl_of_images']
 
 
 def batch_session(bundle: Bundle, threads: int = 0) -> EncoderSession:
@@ -39,11 +39,30 @@ def encode_images(encoder: Encoder, preprocessor: Preprocessor, images: NDArray[
     return np.concatenate(mus), np.concatenate(logvars)
 
 
+def encodings_of_images(bundle: Bundle, images: NDArray[np.uint8], *,
+                        encoder: Encoder | None = None, batch: int = 64,
+                        progress: Callable[[int], None] | None = None) -> NDArray[np.float64]:
+    """Return the encoding rows (N, width) of RGB images under ``bundle``'s encoder.
+
+    See :mod:`vae_ood_monitor.core.encoding`: mu, logvar and the activation statistics.
+    """
+    encoder = encoder or batch_session(bundle)
+    layout = bundle.manifest.model.layout
+    preprocessor = Preprocessor(bundle.manifest.input)
+    parts = []
+    for start in range(0, len(images), batch):
+        chunk = preprocessor.batch(images[start:start + batch])
+        parts.append(encode_rows(encoder, chunk))
+        if progress is not None:
+            progress(len(chunk))
+    if not parts:
+        return np.zeros((0, layout.width))
+    return layout.check(np.concatenate(parts), 'encoder outputs')
+
+
 def kl_of_images(bundle: Bundle, images: NDArray[np.uint8], *, encoder: Encoder | None = None,
                  batch: int = 64, progress: Callable[[int], None] | None = None
                  ) -> NDArray[np.float64]:
     """Per-dim KL (N, latent_dim) of RGB images under ``bundle``'s encoder."""
-    encoder = encoder or batch_session(bundle)
-    mu, logvar = encode_images(encoder, Preprocessor(bundle.manifest.input), images,
-                               batch=batch, progress=progress)
-    return kl_per_dim(mu, logvar)
+    rows = encodings_of_images(bundle, images, encoder=encoder, batch=batch, progress=progress)
+    return bundle.manifest.model.layout.kl(rows)

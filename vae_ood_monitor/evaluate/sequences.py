@@ -1,7 +1,7 @@
 """Sequence-level evaluation of the decision rules: delays, false alarms, missed sequences.
 
 Every sequence runs through a fresh :class:`~vae_ood_monitor.core.detector.Decider` (the exact
-per-camera logic of the Monitor) over its precomputed per-dim KL, once per decision mode, so the
+per-camera logic of the Monitor) over its precomputed encoding rows, once per decision mode, so the
 threshold rule and the sequential test are compared on identical frames.
 """
 
@@ -34,7 +34,7 @@ __all__ = ['LabelledSequence', 'ModeSummary', 'build_sequences', 'evaluate_seque
 
 @dataclass(frozen=True, eq=False)
 class LabelledSequence:
-    """One sequence: its name, shift and mode, per-dim KL (T, D) and truth (T,) (True = OOD).
+    """One sequence: its name, shift and mode, encoding rows (T, width), truth (T,) (True = OOD).
 
     ``severity``: the shift's severity when it was synthesised (None for recorded or clean
     sequences); reports name it next to missed sequences. ``base``: the name of the sequence
@@ -45,7 +45,7 @@ class LabelledSequence:
     name: str
     shift: str
     mode: str
-    kl: NDArray[np.float64]
+    rows: NDArray[np.float64]
     truth: NDArray[np.bool_]
     severity: float | None = None
     base: str | None = None
@@ -102,18 +102,18 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
 
     For each shift and mode, the first ``per_kind`` sequences (all when None) get the shift at
     a test-range severity (drawn per sequence) on the mode's OOD frames. Outside its OOD span a
-    copy is its drive's frames unchanged: it takes their KL from the drive's (encoded once)
+    copy is its drive's frames unchanged: it takes their encodings from the drive's (encoded once)
     and names the drive as its ``base``.
     """
     from vae_ood_monitor.data.sequences import shift_sequence
     from vae_ood_monitor.data.shifts import sample_severity
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.scores import encodings_of_images
 
-    def kl(images: NDArray[np.uint8]) -> NDArray[np.float64]:
-        return kl_of_images(bundle, images, encoder=encoder)
+    def encode(images: NDArray[np.uint8]) -> NDArray[np.float64]:
+        return encodings_of_images(bundle, images, encoder=encoder)
 
     groups = [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
-    clean = kl(frames.images)
+    clean = encode(frames.images)
     out = [LabelledSequence(f'id_{n}', 'none', 'id', clean[idx], np.zeros(len(idx), bool))
            for n, idx in enumerate(groups)]
     rng = np.random.default_rng([seed, 31337])
@@ -125,7 +125,7 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
                                                seed + 17 * n)
                 rows = clean[idx]  # its ID frames are the drive's frames, unchanged
                 if truth.any():
-                    rows[truth] = kl(images[truth])
+                    rows[truth] = encode(images[truth])
                 out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, rows, truth,
                                             severity, base=out[n].name))
     return out
@@ -159,6 +159,7 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
     if not sequences:
         raise CalibrationError('No sequences to evaluate.')
     partitions = bundle.manifest.partitions
+    layout = bundle.manifest.model.layout
     names = [p.name for p in partitions]
     frame_partitions = bundle.manifest.frame_partitions or partitions
     frame_names = [p.name for p in frame_partitions]
@@ -181,7 +182,8 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
         trace: dict[str, Any] = {'truth': seq.truth, 'shift': seq.shift, 'mode': seq.mode,
                                  'severity': seq.severity, 'repeated': repeated[0]}
         for mode in modes:
-            result = Decider(partitions, mode, clear_frames, cusum_cap).run(seq.kl)
+            result = Decider(partitions, mode, clear_frames, cusum_cap,
+                             layout=layout).run(seq.rows)
             alert = result['alert']
             trace[f'alert.{mode.value}'] = alert
             groups = [overall[mode.value], per_shift.setdefault(seq.shift, {}).setdefault(
@@ -197,7 +199,7 @@ def evaluate_sequences(bundle: Bundle, sequences: Sequence[LabelledSequence], *,
                 missed[mode.value].append({'sequence': seq.name, 'shift': seq.shift,
                                            'mode': seq.mode, 'severity': seq.severity})
             if mode is DecisionMode.THRESHOLD or 'score' not in trace:
-                # KL score and per-frame evidence: the absolute partitions (the per-frame rule)
+                # scores and per-frame evidence: the absolute partitions (the per-frame rule)
                 trace['score'] = _score(result, frame_names, 'score')
                 trace['p_value'] = np.min(np.stack([result[f'{n}.p_value'] for n in names], 1), 1)
                 trace['log_m'] = _score(result, names, 'log_m')
@@ -303,13 +305,13 @@ def _strictest_level(traces: dict[str, dict[str, Any]], missed_target: int,
 def _repeated_prefix(seq: LabelledSequence, earlier: Sequence[LabelledSequence]) -> int:
     """Count the ID frames at the start of ``seq`` that one of ``earlier`` starts with too.
 
-    The same KL rows from the first frame on, in-distribution in both: the detectors, started
+    The same encoding rows from the first frame on, in-distribution in both: the detectors, started
     fresh on each sequence, are in the same state on them and raise the same alarms.
     """
     longest = 0
     for other in earlier:
-        n = min(len(seq.kl), len(other.kl))
-        same = (np.all(seq.kl[:n] == other.kl[:n], axis=1) & ~seq.truth[:n]
+        n = min(len(seq.rows), len(other.rows))
+        same = (np.all(seq.rows[:n] == other.rows[:n], axis=1) & ~seq.truth[:n]
                 & ~other.truth[:n])
         longest = max(longest, n if same.all() else int(np.argmin(same)))
     return longest

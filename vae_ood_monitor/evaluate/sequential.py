@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from vae_ood_monitor.core.encoding import Layout
     from vae_ood_monitor.core.manifest import Partition
 
 __all__ = ['DELTA_QUANTILES', 'DELTA_SPREADS', 'DriveResolution', 'SequentialFit',
@@ -164,10 +165,14 @@ class DriveResolution:
                 f'{self.drives_needed} such drives, or fewer partitions')
 
 
-def log_martingales(partition: Partition, kl: NDArray[np.float64],
-                    window: int) -> NDArray[np.float64]:
-    """Compute log M per frame of a (T, D) KL sequence under ``partition``."""
-    scores = partition.scores_of(kl)
+def log_martingales(partition: Partition, rows: NDArray[np.float64], window: int,
+                    layout: Layout | None = None, raw: bool = False) -> NDArray[np.float64]:
+    """Compute log M per frame of a sequence under ``partition``.
+
+    ``rows``: encoding rows (T, width) with their ``layout``, or per-dim KL (T, D) without;
+    with ``raw`` the partition's raw scores (T,) (see :meth:`Partition.raw_scores`).
+    """
+    scores = partition.from_raw(rows) if raw else partition.scores_of(rows, layout)
     martingale = PowerMartingale(window)
     return np.array([martingale.update(float(p))
                      for p in monitor_p_values(partition.calibration_scores, scores,
@@ -310,13 +315,18 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
               window: int | Sequence[int] = 20, target_rate: float = 1e-4,
               margin: float = 0.25, cusum_cap: float = 2.0,
               quantiles: Sequence[float] = DELTA_QUANTILES,
-              spreads: Sequence[float] = DELTA_SPREADS) -> SequentialFit:
-    """Choose (window, delta, tau) for ``partition`` from per-dim KL sequences.
+              spreads: Sequence[float] = DELTA_SPREADS,
+              layout: Layout | None = None, raw: bool = False) -> SequentialFit:
+    """Choose (window, delta, tau) for ``partition`` from encoding-row sequences.
 
-    ``id_sequences``: held-out in-distribution sequences (T_i, D), not the frames whose scores
-    are the partition's calibration scores. ``shifted``: (KL sequence, index of the first OOD
-    frame) pairs of validation sequences. ``window``: the martingale window, or several
-    candidates to choose from (a short window reacts sooner, a long one averages more frames:
+    With ``layout`` the sequences are encoding rows (T_i, width), without it per-dim KL; with
+    ``raw`` they are the partition's raw scores (T_i,) (calibration passes the generic
+    partition's cross-fitted scores so).
+
+    ``id_sequences``: held-out in-distribution sequences, not the frames whose scores are the
+    partition's calibration scores. ``shifted``: (sequence, index of the first OOD frame)
+    pairs of validation sequences. ``window``: the martingale window, or several candidates to
+    choose from (a short window reacts sooner, a long one averages more frames:
     which detects a shift sooner at the same false-alarm budget depends on the encoder and the
     shift). Candidate deltas per window: the ``quantiles`` of the in-distribution log M
     values, and its maximum plus ``spreads`` times (maximum - median), which leave headroom
@@ -341,10 +351,11 @@ def fit_cusum(partition: Partition, id_sequences: Sequence[NDArray[np.float64]],
     candidates: list[dict[str, float]] = []
     id_max_log_m = {}
     for width in windows:
-        id_log_m = [log_martingales(partition, s, width) for s in id_sequences]
+        id_log_m = [log_martingales(partition, s, width, layout, raw) for s in id_sequences]
         id_max_log_m[width] = float(max(v.max() for v in id_log_m))
         candidates += _window_candidates(
-            id_log_m, [log_martingales(partition, s, width) for s, _ in shifted], onsets, width,
+            id_log_m, [log_martingales(partition, s, width, layout, raw) for s, _ in shifted],
+            onsets, width,
             allowed, target_rate, margin, cusum_cap, quantiles, spreads)
     chosen = min(candidates, key=lambda c: (
         c['id_alarms'] > allowed, c['cv_alarms'] > allowed, c['missed'], c['median_delay'],

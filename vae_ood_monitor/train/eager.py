@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vae_ood_monitor.train.export import bundle_from_encoder
+from vae_ood_monitor.train.models import StatsEncoder
 from vae_ood_monitor.train.trainer import load_run
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class TorchEncoder:
 
     def __init__(self, module: nn.Module, size_bytes: int = 0) -> None:
         self.module = module.eval().cpu()
+        self._with_stats = StatsEncoder(self.module).eval()
         self.size_bytes = size_bytes
 
     @torch.inference_mode()
@@ -36,6 +38,12 @@ class TorchEncoder:
         """Return (mu, logvar) as float32 numpy arrays."""
         mu, logvar = self.module(torch.from_numpy(np.ascontiguousarray(batch)))
         return mu.numpy(), logvar.numpy()
+
+    @torch.inference_mode()
+    def encode_with_stats(self, batch: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+        """Return (mu, logvar, stats) as the exported bundle computes them."""
+        outputs = self._with_stats(torch.from_numpy(np.ascontiguousarray(batch)))
+        return tuple(t.numpy() for t in outputs)
 
 
 def eager_bundle(run: str | os.PathLike[str], threads: int = 1) -> tuple[Bundle, TorchEncoder]:

@@ -18,6 +18,7 @@ from vae_ood_monitor.core.bundle import Bundle, sha256_hex
 from vae_ood_monitor.core.manifest import Manifest, ModelInfo
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.typedefs import Interpolation, Precision
+from vae_ood_monitor.train.models import STATS_BLOCKS, StatsEncoder
 from vae_ood_monitor.train.trainer import load_run, versions
 
 if TYPE_CHECKING:
@@ -65,15 +66,22 @@ def count_macs(encoder: nn.Module, input_hw: tuple[int, int]) -> int:
     return int(total)
 
 
-def export_onnx(encoder: nn.Module, input_hw: tuple[int, int]) -> bytes:
+def export_onnx(encoder: nn.Module, input_hw: tuple[int, int], *,
+                stats_blocks: int = STATS_BLOCKS) -> bytes:
     """Export ``encoder`` (image -> (mu, logvar)) to a single self-contained ONNX file.
 
     Uses the dynamo exporter with graph optimisation (BatchNorm folded into convolutions), a
-    dynamic batch dimension, input ``image`` and outputs ``mu`` and ``logvar``.
+    dynamic batch dimension, input ``image`` and outputs ``mu`` and ``logvar``, plus ``stats``
+    (the activation statistics of the first ``stats_blocks`` convolution blocks, see
+    :class:`~vae_ood_monitor.train.models.StatsEncoder`) unless ``stats_blocks`` is 0.
     """
     # a copy in the default memory format: channels_last weights (as trained) would make the
     # exporter specialise the batch dimension
     encoder = copy.deepcopy(encoder).eval().cpu().to(memory_format=torch.contiguous_format)
+    outputs = ['mu', 'logvar']
+    if stats_blocks:
+        encoder = StatsEncoder(encoder, stats_blocks)
+        outputs.append('stats')
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
     example = torch.zeros(1, 3, *input_hw)
@@ -87,7 +95,7 @@ def export_onnx(encoder: nn.Module, input_hw: tuple[int, int]) -> bytes:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
             warnings.simplefilter('ignore')
             program = torch.onnx.export(
-                encoder, (example,), input_names=['image'], output_names=['mu', 'logvar'],
+                encoder, (example,), input_names=['image'], output_names=outputs,
                 dynamic_shapes={name: {0: batch}}, dynamo=True, external_data=False,
                 optimize=True, verbose=False, opset_version=OPSET)
     finally:
@@ -102,12 +110,19 @@ def _forward_arguments(module: nn.Module) -> list[str]:
 
 def bundle_from_encoder(encoder: nn.Module, spec: EncoderSpec, *, name: str,
                         provenance: dict[str, Any],
-                        interpolation: Interpolation | str = Interpolation.AREA) -> Bundle:
-    """Export ``encoder`` and build an uncalibrated bundle around it."""
-    model_bytes = export_onnx(encoder, spec.input_hw)
+                        interpolation: Interpolation | str = Interpolation.AREA,
+                        stats_blocks: int = STATS_BLOCKS) -> Bundle:
+    """Export ``encoder`` and build an uncalibrated bundle around it.
+
+    ``stats_blocks``: convolution blocks whose activation statistics the model also outputs
+    (the generic score's features); 0 exports mu and logvar only.
+    """
+    model_bytes = export_onnx(encoder, spec.input_hw, stats_blocks=stats_blocks)
+    stats_dim = StatsEncoder(encoder, stats_blocks).stats_dim() if stats_blocks else 0
     info = ModelInfo(sha256=sha256_hex(model_bytes), latent_dim=spec.latent_dim,
                      precision=Precision.FP32, parameters=count_parameters(encoder),
-                     macs=count_macs(encoder, spec.input_hw))
+                     macs=count_macs(encoder, spec.input_hw), stats_dim=stats_dim,
+                     output_names=('mu', 'logvar', 'stats') if stats_dim else ('mu', 'logvar'))
     manifest = Manifest(
         name=name,
         input=InputSpec(spec.input_hw[0], spec.input_hw[1], interpolation=interpolation),

@@ -32,8 +32,9 @@ import torch.nn.functional as F  # noqa: N812
 
 from vae_ood_monitor.core.errors import ConfigError
 
-__all__ = ['PRESETS', 'Decoder', 'Encoder', 'EncoderSpec', 'EnsembleDecoder', 'EnsembleEncoder',
-           'EnsembleVAE', 'Preset', 'VAE', 'ensemble_spec', 'get_preset']
+__all__ = ['PRESETS', 'STATS_BLOCKS', 'STATS_GRID', 'Decoder', 'Encoder', 'EncoderSpec',
+           'EnsembleDecoder', 'EnsembleEncoder', 'EnsembleVAE', 'Preset', 'StatsEncoder', 'VAE',
+           'ensemble_spec', 'get_preset']
 
 ARCHS = ('strided', 'paper')
 
@@ -164,7 +165,11 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (mu, logvar); logvar clipped to ``spec.logvar_range`` when it is set."""
-        h = self.dense(torch.flatten(self.features(x), 1))
+        return self.latent(self.features(x))
+
+    def latent(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) from the output of ``self.features`` (the dense layers and heads)."""
+        h = self.dense(torch.flatten(features, 1))
         if self.head is None:
             mu, logvar = self.mu(h), self.logvar(h)
         else:
@@ -272,6 +277,82 @@ class EnsembleEncoder(nn.Module):
         outputs = [member(x) for member in self.members]
         return (torch.cat([mu for mu, _ in outputs], 1),
                 torch.cat([logvar for _, logvar in outputs], 1))
+
+
+#: Activation modules that end a convolution block (where activation statistics are taken).
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU)
+#: Convolution blocks whose activation statistics an exported encoder adds by default.
+STATS_BLOCKS = 1
+#: ... over a STATS_GRID x STATS_GRID grid of image regions.
+STATS_GRID = 2
+
+
+def _cells(size: int, parts: int) -> list[tuple[int, int]]:
+    bounds = [round(i * size / parts) for i in range(parts + 1)]
+    return [(bounds[i], max(bounds[i + 1], bounds[i] + 1)) for i in range(parts)]
+
+
+class StatsEncoder(nn.Module):
+    """An encoder that also returns its activation statistics: ``x -> (mu, logvar, stats)``.
+
+    ``stats`` holds, for each of the first ``blocks`` convolution blocks and each cell of a
+    ``grid`` x ``grid`` partition of the image, the mean and the standard deviation of every
+    channel over the cell (cell by cell, each as ``[means, stds]``; an ensemble concatenates its
+    members'). They are what the generic score of a bundle measures
+    (:mod:`vae_ood_monitor.core.density`): the first block responds to colour, texture,
+    sharpness and noise, region by region, which the latent code is trained to ignore. Works
+    for any encoder with a ``features`` chain and a ``latent(features)`` method, and for
+    ensembles of them.
+    """
+
+    def __init__(self, encoder: nn.Module, blocks: int = STATS_BLOCKS,
+                 grid: int = STATS_GRID) -> None:
+        super().__init__()
+        for name, value in (('blocks', blocks), ('grid', grid)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f'stats {name} {value!r} must be a positive integer.')
+        self.encoder = encoder
+        self.spec = encoder.spec
+        self.blocks, self.grid = blocks, grid
+        members = encoder.members if isinstance(encoder, EnsembleEncoder) else [encoder]
+        for member in members:
+            count = sum(isinstance(m, _ACTIVATIONS) for m in member.features)
+            if count < blocks:
+                raise ConfigError(f'The encoder has {count} convolution blocks; activation '
+                                  f'statistics of {blocks} were asked for.')
+        self.members = list(members)
+
+    def _member(self, member: nn.Module, x: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        stats: list[torch.Tensor] = []
+        h, seen = x, 0
+        for module in member.features:
+            h = module(h)
+            if isinstance(module, _ACTIVATIONS) and seen < self.blocks:
+                seen += 1
+                for top, bottom in _cells(h.shape[2], self.grid):
+                    for left, right in _cells(h.shape[3], self.grid):
+                        cell = h[:, :, top:bottom, left:right]
+                        mean = cell.mean(dim=(2, 3))
+                        square = (cell * cell).mean(dim=(2, 3))
+                        stats += [mean, torch.sqrt(torch.clamp(square - mean * mean, min=0.0))]
+        mu, logvar = member.latent(h)
+        return mu, logvar, stats
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (mu, logvar, stats) for a batch (N, 3, H, W)."""
+        outputs = [self._member(member, x) for member in self.members]
+        return (torch.cat([mu for mu, _, _ in outputs], 1),
+                torch.cat([logvar for _, logvar, _ in outputs], 1),
+                torch.cat([s for _, _, stats in outputs for s in stats], 1))
+
+    def stats_dim(self) -> int:
+        """Width of the stats output."""
+        total = 0
+        for member in self.members:
+            channels = [m.out_channels for m in member.features if isinstance(m, nn.Conv2d)]
+            total += 2 * self.grid * self.grid * sum(channels[:self.blocks])
+        return total
 
 
 class EnsembleDecoder(nn.Module):

@@ -56,6 +56,10 @@ class FusedEncoder(nn.Module):
         """Return (mu, logvar) like :class:`Encoder`."""
         return _heads(self, self.features(x))
 
+    def latent(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) from the output of ``self.features``, like :meth:`Encoder.latent`."""
+        return _heads(self, features)
+
 
 def _heads(model: Any, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     out = model.head(model.dense(torch.flatten(features, 1)))

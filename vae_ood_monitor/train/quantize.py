@@ -50,7 +50,7 @@ def _derived(bundle: Bundle, model_bytes: bytes, precision: Precision, name: str
         sha256=sha256_hex(model_bytes), latent_dim=manifest.model.latent_dim,
         precision=precision, input_name=manifest.model.input_name,
         output_names=manifest.model.output_names, parameters=manifest.model.parameters,
-        macs=manifest.model.macs)
+        macs=manifest.model.macs, stats_dim=manifest.model.stats_dim)
     provenance = {**manifest.provenance, 'precision': {'source_sha256': manifest.model.sha256,
                                                        **details}}
     return Bundle(manifest.replace(name=name, model=model, partitions=(),
@@ -69,6 +69,30 @@ def _head_nodes(model: onnx.ModelProto) -> list[str]:
     nodes = list(model.graph.node)
     last_conv = max((i for i, n in enumerate(nodes) if n.op_type == 'Conv'), default=-1)
     return [n.name for n in nodes[last_conv + 1:] if n.op_type in _HEAD_OPS and n.name]
+
+
+def _stats_nodes(model: onnx.ModelProto) -> list[str]:
+    """Nodes that only compute the activation statistics output: kept in float.
+
+    Squares and means of uint8-quantised tensors would lose the small differences between
+    frames that the generic score measures; in float they cost next to nothing.
+    """
+    def ancestors(outputs: set[str]) -> set[str]:
+        producers = {out: node for node in model.graph.node for out in node.output}
+        seen: set[str] = set()
+        todo = list(outputs)
+        while todo:
+            node = producers.get(todo.pop())
+            if node is not None and node.name not in seen:
+                seen.add(node.name)
+                todo.extend(node.input)
+        return seen
+
+    names = [o.name for o in model.graph.output]
+    if 'stats' not in names:
+        return []
+    latent = ancestors({n for n in names if n != 'stats'})
+    return sorted(n for n in ancestors({'stats'}) - latent if n)
 
 
 class _Reader:
@@ -124,7 +148,8 @@ def quantize_static_bundle(bundle: Bundle, images: NDArray[np.uint8], *,
         source.write_bytes(bundle.model_bytes)
         quant_pre_process(str(source), str(prepared))
         model = onnx.load(str(prepared))
-        excluded = _head_nodes(model) + (_stem_nodes(model) if float_stem else [])
+        excluded = (_head_nodes(model) + (_stem_nodes(model) if float_stem else [])
+                    + _stats_nodes(model))
         quantize_static(
             str(prepared), str(output), _Reader(bundle, images), quant_format=QuantFormat.QDQ,
             per_channel=per_channel, activation_type=QuantType.QUInt8,
