@@ -1,12 +1,13 @@
 """Evaluate the whole pipeline on real camera frames: ../shared/data/donkeycar_mat_track.
 
 Trains the default preset on tubs 5 and 6 (a small car on a dark mat track; frames 0-5 of
-tub 5 show the car on a desk and are dropped), calibrates on held-out stretches of the same
-tubs, and reports frame-level AUROC for
+tub 5 show the car on a desk and are dropped), calibrates the default alert (or
+``--partitions``) on held-out stretches of the same tubs, and reports frame-level AUROC, with
+the built-in six-number colour baseline's beside it, for
 
 * tub 10 (a bare granite floor with tape lanes: a natural shift),
-* held-out in-distribution frames with test-range rain and brightness (the paper's protocol),
-  and the other synthetic shifts for reference,
+* held-out in-distribution frames with test-range rain and brightness (the paper's protocol;
+  both named: training augments them) and the other synthetic shifts (unnamed),
 
 plus the sequential decision on sequences (held-out stretches as in-distribution sequences,
 tub 10 stretches as all-OOD sequences, and shifted copies of the held-out stretches in modes
@@ -39,6 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'donkeycar_mat_track'
+FLOOR = 'tub10 (granite floor)'
 
 
 def split_stretches(frames, length: int = 100):  # type: ignore[no-untyped-def]
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--target-far', type=float, default=0.03,
                         help='per-frame false-alarm rate (the held-out fifth is ~800 frames: '
                         'three partitions at 0.01 would need ~1,200)')
+    parser.add_argument('--partitions', nargs='+', default=None,
+                        help='the alert to calibrate (default: the default alert of `vae-ood '
+                        'calibrate`)')
     parser.add_argument('--force', action='store_true')
     parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
                         help="which training epoch's weights the teacher keeps")
@@ -81,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                         help='train without guided dims (for a side-by-side run)')
     parser.add_argument('--run', type=Path, default=None,
                         help='reuse a finished training run instead of training')
-    parser.add_argument('--no-change', action='store_true',
-                        help='calibrate without change partitions (for a side-by-side run)')
+    parser.add_argument('--change', action='store_true',
+                        help='calibrate with change partitions (for a side-by-side run)')
     parser.add_argument('--change-offset', type=float, default=0.5, metavar='Q',
                         help='offset quantile of the change partitions (0: plain ratio)')
     parser.add_argument('--compress', nargs='+', default=[], metavar='CANDIDATE',
@@ -93,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--compress-out', type=Path, default=None,
                         help='where the candidates go (default: OUT/compress)')
     args = parser.parse_args(argv)
+    if args.partitions is None:
+        from vae_ood_monitor.evaluate.calibration import DEFAULT_PARTITIONS
+        args.partitions = list(DEFAULT_PARTITIONS)
     grid = None
     if args.compress:  # checked before the evaluation, which takes minutes
         from vae_ood_monitor.core.errors import ConfigError
@@ -115,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.data.sources import TubSource
     from vae_ood_monitor.evaluate.calibration import calibrate, CalibrationOptions
-    from vae_ood_monitor.evaluate.report import evaluate_kl, format_table, write_report
-    from vae_ood_monitor.evaluate.scores import kl_of_images
+    from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
+                                                 evaluate_encodings, format_table, write_report)
+    from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
                                                     format_sequence_table, LabelledSequence)
     from vae_ood_monitor.train.export import bundle_from_run
@@ -142,22 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f'trained ({time.monotonic() - started:.0f} s so far); '
               f'{describe_selection(info.selection, len(info.history))}')
     bundle = bundle_from_run(run, name='donkeycar-default')
-    options = CalibrationOptions(partitions=('all', 'rain', 'brightness'),
+    options = CalibrationOptions(partitions=tuple(args.partitions),
                                  target_far=args.target_far, seed=args.seed,
-                                 change=not args.no_change, change_offset=args.change_offset)
+                                 change=args.change, change_offset=args.change_offset)
     bundle, _ = calibrate(bundle, calib_set, options, log=print)
     save_bundle(bundle, args.out / 'model.vood', force=True)
-    id_kl = kl_of_images(bundle, test_set.images)
+    id_rows = encodings_of_images(bundle, test_set.images)
     shifted = {kind: replace(test_set, images=shift_frames(test_set.images, kind, 'test',
                                                            args.seed)) for kind in ALL_SHIFTS}
-    ood = {'tub10 (granite floor)': kl_of_images(bundle, ood_floor.images)}
-    for kind, frames in shifted.items():
-        ood[kind] = kl_of_images(bundle, frames.images)
-    evaluation = evaluate_kl(bundle, id_kl, ood)
+    images = {FLOOR: ood_floor.images, **{k: f.images for k, f in shifted.items()}}
+    ood = {name: encodings_of_images(bundle, frames) for name, frames in images.items()}
+    evaluation = evaluate_encodings(bundle, id_rows, ood)
+    add_baseline(evaluation, bundle, test_set.images, images)
     sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=args.seed)
-    floor_kl = ood['tub10 (granite floor)']
-    for start in range(0, len(floor_kl), 100):
-        chunk = floor_kl[start:start + 100]
+    floor_rows = ood[FLOOR]
+    for start in range(0, len(floor_rows), 100):
+        chunk = floor_rows[start:start + 100]
         sequences.append(LabelledSequence(f'tub10_{start}', 'tub10', 'm1', chunk,
                                           np.ones(len(chunk), bool)))
     summary, _ = evaluate_sequences(bundle, sequences)
@@ -169,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                  notes='## Sequences\n\n' + table + '\n\n' + describe_partitions(bundle))
     print(describe_partitions(bundle))
     print(format_table(evaluation))
+    for line in baseline_warnings(evaluation):
+        print(line)
     print(table)
     print(f'total {time.monotonic() - started:.0f} s; report in {args.out / "report"}')
     (args.out / 'summary.json').write_text(json.dumps(evaluation.to_dict(), indent=1,
