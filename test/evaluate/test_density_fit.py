@@ -48,8 +48,8 @@ def test_cross_fitted_scores_are_not_optimistic() -> None:
     data = rows(300)
     groups = np.repeat(np.arange(6), 50)
     model, honest = fit_density_scored(data, groups, LAYOUT, method='knn')
-    in_sample = model.scores(data)  # every row is its own nearest reference: 0
-    assert np.allclose(in_sample, 0.0, atol=1e-6)
+    in_sample = model.scores(data)  # every row is its own nearest reference: 0 (float32)
+    assert np.all(in_sample < 0.01) and np.all(honest > 0.1)
     fresh = model.scores(rows(300, seed=5))
     assert np.median(honest) == pytest.approx(np.median(fresh), rel=0.25)
 

@@ -75,7 +75,12 @@ class DensityModel:
             raise ConfigError(f'density columns {columns!r} must be distinct non-negative '
                               'integers, at least one.')
         object.__setattr__(self, 'columns', tuple(int(c) for c in columns))
-        object.__setattr__(self, '_index', np.asarray(self.columns, np.intp))
+        first, last = self.columns[0], self.columns[-1]
+        contiguous = self.columns == tuple(range(first, last + 1))
+        # a slice (a view) where the columns are one run, as the stats group is: cheaper
+        # per frame than gathering them
+        object.__setattr__(self, '_index', slice(first, last + 1) if contiguous
+                           else np.asarray(self.columns, np.intp))
         try:
             object.__setattr__(self, 'method', DensityMethod(self.method))
         except ValueError:
@@ -89,6 +94,10 @@ class DensityModel:
                               f'{whitening.shape!r} do not fit {d} columns.')
         object.__setattr__(self, 'centre', centre)
         object.__setattr__(self, 'whitening', whitening)
+        # the scoring path runs in float32, the encoder's own precision: half the memory
+        # traffic of float64 (the whitening matrix is the largest thing touched per frame)
+        object.__setattr__(self, '_centre32', centre.astype(np.float32))
+        object.__setattr__(self, '_white32', np.ascontiguousarray(whitening, np.float32))
         object.__setattr__(self, 'groups', tuple(str(g) for g in self.groups))
         if self.method is DensityMethod.KNN:
             if self.reference is None:
@@ -102,7 +111,9 @@ class DensityModel:
                 raise ConfigError(f'density k {self.k!r} must be an integer in 1..'
                                   f'{reference.shape[0]} (the reference frames).')
             object.__setattr__(self, 'reference', reference)
-            object.__setattr__(self, '_ref_sq', np.einsum('ij,ij->i', reference, reference))
+            ref32 = np.ascontiguousarray(reference, np.float32)
+            object.__setattr__(self, '_ref32', ref32)
+            object.__setattr__(self, '_ref_sq', np.einsum('ij,ij->i', ref32, ref32))
             object.__setattr__(self, 'k', int(self.k))
         elif self.reference is not None:
             raise ConfigError('A mahalanobis density takes no reference encodings.')
@@ -112,22 +123,28 @@ class DensityModel:
         """Smallest encoding width the columns fit."""
         return max(self.columns) + 1
 
-    def _whitened(self, rows: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _whitened(self, rows: NDArray[np.float64]) -> NDArray[np.float32]:
         index = self._index  # type: ignore[attr-defined]
+        picked = np.asarray(rows)[..., index].astype(np.float32)
         with np.errstate(invalid='ignore', over='ignore'):  # a broken row scores NaN, quietly
-            return (rows[..., index] - self.centre) @ self.whitening
+            picked -= self._centre32  # type: ignore[attr-defined]
+            return picked @ self._white32  # type: ignore[attr-defined]
 
     def scores(self, rows: ArrayLike) -> NDArray[np.float64]:
-        """Scores of encoding rows (N, width) -> (N,); NaN where a row is not finite."""
-        z = self._whitened(np.asarray(rows, np.float64).reshape(-1, np.shape(rows)[-1]))
+        """Scores of encoding rows (N, width) -> (N,); NaN where a row is not finite.
+
+        Computed in float32 like :meth:`score`, so offline and online scores agree.
+        """
+        z = self._whitened(np.asarray(rows).reshape(-1, np.shape(rows)[-1]))
         sq = np.einsum('ij,ij->i', z, z)
         if self.method is DensityMethod.MAHALANOBIS:
-            return np.sqrt(sq)
+            return np.sqrt(sq).astype(np.float64)
         out = np.empty(len(z))
         for start in range(0, len(z), 256):  # (256, m) distance blocks bound the memory
             block = z[start:start + 256]
-            d2 = (sq[start:start + 256, None] + self._ref_sq[None]  # type: ignore[attr-defined]
-                  - 2.0 * block @ self.reference.T)  # type: ignore[union-attr]
+            with np.errstate(invalid='ignore'):  # NaN rows stay NaN, quietly
+                cross = block @ self._ref32.T  # type: ignore[attr-defined]
+            d2 = sq[start:start + 256, None] + self._ref_sq[None] - 2.0 * cross  # type: ignore
             if self.k == 1:
                 nearest = d2.min(axis=1, keepdims=True)
             else:
@@ -139,9 +156,11 @@ class DensityModel:
         """Score of one encoding row (the per-frame path: one small matrix-vector product)."""
         z = self._whitened(row)
         sq = float(z @ z)
+        if not math.isfinite(sq):
+            return math.nan
         if self.method is DensityMethod.MAHALANOBIS:
-            return math.sqrt(sq) if math.isfinite(sq) else math.nan
-        d2 = self._ref_sq - 2.0 * (self.reference @ z)  # type: ignore[attr-defined,operator]
+            return math.sqrt(sq)
+        d2 = self._ref_sq - 2.0 * (self._ref32 @ z)  # type: ignore[attr-defined]
         if self.k == 1:
             return math.sqrt(max(float(d2.min()) + sq, 0.0))
         nearest = np.partition(d2, self.k - 1)[:self.k] + sq
