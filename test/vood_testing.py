@@ -6,6 +6,7 @@ A uniquely named module (not conftest.py) so that test files can import it unamb
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,3 +111,17 @@ def rows_with_kl(kl: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
     if stats is not None:
         parts.append(np.asarray(stats, np.float64))
     return np.concatenate(parts, axis=-1)
+
+
+#: Training flags for CLI tests: the tiny preset, one epoch, one thread, quiet.
+TINY_TRAIN = ('--preset', 'tiny', '--epochs', '1', '--threads', '1', '--amp', 'off',
+              '--no-progress')
+
+
+def run_cli(capsys: Any, *argv: object) -> tuple[int, str, str]:
+    """Run ``vae-ood ARGV`` in this process; return the exit code, stdout and stderr."""
+    from vae_ood_monitor.cli.main import main
+
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -10,15 +10,9 @@ import pytest
 from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.core.bundle import save_bundle
 from vae_ood_monitor.core.stats import STAGES
-from vood_testing import make_bundle, tiny_frames
+from vood_testing import make_bundle, run_cli as run, tiny_frames
 
 SHORT = ('--frames', '20', '--warmup', '2', '--input', '160x120:rgb8')
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_bench_a_bundle_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

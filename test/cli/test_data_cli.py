@@ -10,12 +10,7 @@ import pytest
 
 from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.data.dataset import load_frames
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from vood_testing import run_cli as run
 
 
 def rows(folder: Path) -> list[dict[str, str]]:

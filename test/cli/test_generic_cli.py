@@ -12,14 +12,7 @@ from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.core.bundle import load_bundle, save_bundle
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-
-TRAIN = ('--preset', 'tiny', '--epochs', '1', '--threads', '1', '--amp', 'off', '--no-progress')
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from vood_testing import run_cli as run, TINY_TRAIN
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +25,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  '--seed', '300', *size]) == 0
     assert main(['synth', str(root / 'short'), '--sequences', '1', '--frames', '30',
                  '--seed', '400', *size]) == 0
-    assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TRAIN]) == 0
+    assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TINY_TRAIN]) == 0
     assert main(['export', str(root / 'run'), '--out', str(root / 'model.vood')]) == 0
     return root
 

@@ -15,7 +15,7 @@ import pytest
 from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.core.bundle import save_bundle
 from vae_ood_monitor.core.manifest import CusumParams, Partition
-from vood_testing import make_bundle
+from vood_testing import make_bundle, run_cli as run
 
 
 @pytest.fixture(scope='module')
@@ -30,12 +30,6 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(['bag', 'synth:fog:m3:40:3', '--out', str(root / 'bag'), '--topic',
                  '/cam/image_raw', '--size', '64x48']) == 0
     return root
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_bag_then_replay(work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,14 +9,7 @@ import pytest
 
 from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.core.bundle import load_bundle
-
-TRAIN = ('--preset', 'tiny', '--epochs', '1', '--threads', '1', '--amp', 'off', '--no-progress')
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from vood_testing import run_cli as run, TINY_TRAIN
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +20,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(['synth', str(root / 'train'), '--sequences', '4', '--frames', '24', *size]) == 0
     assert main(['synth', str(root / 'calib'), '--sequences', '8', '--frames', '30', '--seed',
                  '100', *size]) == 0
-    assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TRAIN]) == 0
+    assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TINY_TRAIN]) == 0
     return root
 
 
@@ -44,12 +37,12 @@ def test_train_writes_a_complete_run(work: Path) -> None:
 
 def test_train_guide_options(work: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'rain', *TRAIN,
+    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'rain', *TINY_TRAIN,
                      '--limit', 48, '--guide', 'rain', '--guide-weight', 10)
     meta = json.loads((tmp_path / 'rain' / 'run.json').read_text())
     assert code == 0 and meta['config']['guide'] == ['rain']
     assert meta['config']['guide_weight'] == 10.0
-    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'free', *TRAIN,
+    code, _, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'free', *TINY_TRAIN,
                      '--limit', 48, '--no-guide')
     meta = json.loads((tmp_path / 'free' / 'run.json').read_text())
     assert code == 0 and meta['config']['guide'] == []
@@ -58,7 +51,7 @@ def test_train_guide_options(work: Path, tmp_path: Path,
         assert run(capsys, 'export', tmp_path / name, '--out', tmp_path / f'{name}.vood')[0] == 0
         code, out, _ = run(capsys, 'info', tmp_path / f'{name}.vood')
         assert code == 0 and out.endswith(says)
-    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TRAIN,
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TINY_TRAIN,
                        '--guide', 'fog')
     assert code == 2 and "guide ['fog'] must name distinct shifts of augment" in err
     assert not (tmp_path / 'bad').exists()
@@ -66,7 +59,7 @@ def test_train_guide_options(work: Path, tmp_path: Path,
 
 def test_train_prints_a_summary(work: Path, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TINY_TRAIN,
                        '--limit', 48, '--no-augment', '--seed', 3)
     assert code == 0
     assert out.startswith(f'trained tiny on 48 frames -> {tmp_path / "run"} (final loss ')
@@ -81,7 +74,7 @@ def test_train_prints_a_summary(work: Path, tmp_path: Path,
 
 def test_train_an_ensemble_and_export_it(work: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TINY_TRAIN,
                        '--limit', 48, '--members', 2, '--seed', 3)
     assert code == 0
     lines = out.splitlines()
@@ -96,20 +89,20 @@ def test_train_an_ensemble_and_export_it(work: Path, tmp_path: Path,
     assert code == 0 and 'latent 16' in out
     assert ('trained preset tiny, data 48 frames, an ensemble of 2 seeds (3, 4), guided dims: '
             'rain (dim 0), brightness (dim 1) of each model') in out
-    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TINY_TRAIN,
                        '--members', 3, '--resume')
     assert code == 2 and 'ensemble of 2 members, not 3; resume it with the same --members' in err
 
 
 def test_train_selection_options(work: Path, tmp_path: Path,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TRAIN,
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'run', *TINY_TRAIN,
                        '--select', 'last')
     assert code == 0 and out.splitlines()[1] == 'kept epoch 1 of 1 (the last)'
-    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'fog', *TRAIN,
+    code, out, _ = run(capsys, 'train', work / 'train', '--out', tmp_path / 'fog', *TINY_TRAIN,
                        '--select-shifts', 'fog')
     assert code == 0 and 'fog ' in out.splitlines()[1] and 'rain' not in out.splitlines()[1]
-    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TRAIN,
+    code, _, err = run(capsys, 'train', work / 'train', '--out', tmp_path / 'bad', *TINY_TRAIN,
                        '--select-shifts', 'hail')
     assert code == 2 and "select_shifts ['hail']: unknown shift" in err
     assert not (tmp_path / 'bad').exists()
@@ -117,7 +110,7 @@ def test_train_selection_options(work: Path, tmp_path: Path,
 
 def test_train_refuses_an_existing_out(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (work / 'run' / 'model.pt').read_bytes()
-    code, _, err = run(capsys, 'train', work / 'train', '--out', work / 'run', *TRAIN)
+    code, _, err = run(capsys, 'train', work / 'train', '--out', work / 'run', *TINY_TRAIN)
     assert code == 2
     assert err == (f"vae-ood train: error: Output {str(work / 'run')!r} exists; choose another "
                    'path or pass --force to overwrite it.\n')
