@@ -23,7 +23,8 @@ def test_running_camera_reports_latency_rates_counts_and_model() -> None:
     monitor.record_drop('front', 2)
     entry = camera_diagnostics(monitor, 'front', input_rate=30.0)
     values = _values(entry)
-    assert entry.level is Level.OK and 'dropped' in entry.message
+    # dropped frames: the monitor sees only part of the stream, which deserves a warning
+    assert entry.level is Level.WARN and '2 stale frames dropped' in entry.message
     assert entry.name == 'vae_ood_monitor: front' and entry.hardware_id == 'front'
     for stage in ('decode', 'preprocess', 'inference', 'scoring', 'total'):
         for stat in ('p50', 'p99', 'max'):
@@ -65,3 +66,22 @@ def test_stale_message_says_whether_any_frame_was_processed() -> None:
     monitor.process(FRAME, 1, camera='front')
     entry = camera_diagnostics(monitor, 'front', stale=True)
     assert (entry.level, entry.message) == (Level.STALE, 'no frame processed recently, 1 failed')
+
+
+def test_a_stale_camera_reports_the_alert_it_publishes() -> None:
+    monitor = Monitor(make_bundle())
+    entry = camera_diagnostics(monitor, 'front', stale=True, alert=True)
+    assert entry.level is Level.STALE and _values(entry)['alert'] == 'true'
+    assert entry.message == ('no frame processed yet; alert raised: the camera is not being '
+                             'watched')
+    assert _values(camera_diagnostics(monitor, 'front', stale=True))['alert'] == 'false'
+
+
+def test_a_known_problem_is_an_error_with_its_reason() -> None:
+    monitor = Monitor(make_bundle())
+    entry = camera_diagnostics(monitor, 'front', stale=True, alert=True,
+                               problem='no frames: incompatible QoS (RELIABILITY)',
+                               extra=(('qos_incompatible', 'RELIABILITY'),))
+    assert entry.level is Level.ERROR
+    assert entry.message.startswith('no frames: incompatible QoS (RELIABILITY)')
+    assert _values(entry)['qos_incompatible'] == 'RELIABILITY'

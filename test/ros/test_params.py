@@ -71,7 +71,10 @@ def test_monitor_config_from_parameters() -> None:
 
 @pytest.mark.parametrize('values, match', [
     ({}, 'model_path is empty'),
-    ({'model_path': 'm', 'image_topics': []}, 'at least one camera'),
+    ({'model_path': 'm', 'image_topics': []}, r'image_topics \[\] must list at least one entry'),
+    ({'model_path': 'm', 'image_topics': ['']}, "image_topics \\[''\\] must list at least one "
+     'entry, none of them empty'),
+    ({'model_path': 'm', 'providers': ['cpu', '']}, 'providers .* none of them empty'),
     ({'model_path': 'm', 'image_topics': ['a', 'a']}, 'each once'),
     ({'model_path': 'm', 'qos_reliability': 'sometimes'}, 'best_effort, reliable'),
     ({'model_path': 'm', 'threads': 65}, r'threads 65 is outside \[0, 64\]'),
@@ -104,18 +107,48 @@ def test_gate_config_from_parameters_and_errors() -> None:
 def test_run_time_parameters_change_a_running_config_and_the_others_wait() -> None:
     config = monitor_node_config({'model_path': '/m.vood'})
     changed = with_live_values(config, MONITOR_PARAMS, {
-        'publish_debug_image': True, 'stale_after_s': 3, 'alert_on_stale': False,
-        'image_topics': ['other/image_raw'], 'threads': 4})
-    assert changed.publish_debug_image and not changed.alert_on_stale
-    assert changed.stale_after_s == 3.0 and isinstance(changed.stale_after_s, float)
+        'publish_debug_image': True, 'latency_budget_ms': 3, 'alert_on_stale': False,
+        'image_topics': ['other/image_raw'], 'threads': 4, 'stale_after_s': 60.0})
+    assert changed.publish_debug_image
+    assert changed.latency_budget_ms == 3.0 and isinstance(changed.latency_budget_ms, float)
+    # safety settings are fixed at start-up (rclpy refuses them too: read-only descriptors)
+    assert changed.alert_on_stale and changed.stale_after_s == 1.0
     # on-configure parameters are not applied to the running node
     assert changed.image_topics == config.image_topics
     assert changed.monitor.session.threads == config.monitor.session.threads
     assert with_live_values(config, MONITOR_PARAMS, {'threads': 4}) is config
     # every run-time parameter is a field of the node's config, so it can be applied
     for spec in MONITOR_PARAMS:
-        if not spec.read_only:
+        if spec.live:
             assert hasattr(config, spec.name), spec.name
+
+
+def test_safety_settings_are_fixed() -> None:
+    fixed = {s.name for s in MONITOR_PARAMS + GATE_PARAMS if s.fixed}
+    assert fixed == {'stale_after_s', 'alert_on_stale', 'max_frame_age_s', 'action',
+                     'monitor_timeout_s', 'clear_hold_s'}
+    assert not any(s.live for s in MONITOR_PARAMS + GATE_PARAMS if s.fixed)
+
+
+def test_an_out_of_range_value_is_told_its_range_not_its_type() -> None:
+    class WrongType(Exception):
+        pass
+
+    class OutOfRange(Exception):
+        pass
+
+    def declare(spec: ParamSpec, ignore_override: bool) -> None:
+        if ignore_override:
+            return
+        if spec.name == 'slowdown_ratio':
+            raise OutOfRange('Invalid parameter value (2.0) for parameter')
+        if spec.name == 'clear_hold_s':
+            raise WrongType("Trying to set parameter 'clear_hold_s' to '1'")
+
+    problems = declare_all(GATE_PARAMS, declare, (WrongType, OutOfRange), (OutOfRange,))
+    assert problems['slowdown_ratio'] == ('slowdown_ratio: Invalid parameter value (2.0) for '
+                                          'parameter; expected a value in [0, 1]')
+    assert 'decimal point' in problems['clear_hold_s']
 
 
 def test_qos_overrides_apply_at_first_subscription_then_only_those_given_at_start_up() -> None:

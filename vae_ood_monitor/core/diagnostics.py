@@ -41,14 +41,19 @@ class DiagnosticEntry:
 
 def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | None = None,
                        processed_rate: float | None = None, stale: bool = False,
-                       latency_budget_ms: float | None = None,
+                       latency_budget_ms: float | None = None, alert: bool | None = None,
+                       problem: str | None = None,
+                       extra: tuple[tuple[str, str], ...] = (),
                        prefix: str = 'vae_ood_monitor') -> DiagnosticEntry:
     """Summarise one camera: latency p50/p99/max per stage, rates, counts, provider, model.
 
-    Level: STALE when ``stale`` (no frame processed within the expected period; the message
-    says "no frame processed yet" while the Monitor has processed none), ERROR when every frame
-    failed, WARN when some failed, frames were dropped or the p99 total latency exceeds
-    ``latency_budget_ms``; otherwise OK.
+    Level: ERROR with ``problem`` as the message when the caller knows why the camera is not
+    being watched (an incompatible QoS, frames too old); STALE when ``stale`` (no frame
+    processed within the expected period; the message says "no frame processed yet" while the
+    Monitor has processed none); ERROR when every frame failed; WARN when some failed, frames
+    were dropped (the monitor sees only part of the stream) or the p99 total latency exceeds
+    ``latency_budget_ms``; otherwise OK. ``alert``: the camera's alert as published (a stale
+    camera alerts with ``alert_on_stale``); None: the last decision's. ``extra``: more key/values.
     """
     counts = monitor.counts(camera)
     summary = monitor.latency(camera).summary()
@@ -68,13 +73,18 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
                ('frames_failed', str(counts.failed_total))]
     values += [(f'failed_{kind}', str(n)) for kind, n in sorted(counts.failed.items())]
     last = monitor.last_decision(camera)
-    values += [('alert', str(bool(last and last.alert)).lower()),
+    decided = bool(last and last.alert)
+    alert = decided if alert is None else alert
+    values += [('alert', str(alert).lower()),
                ('decision_mode', monitor.mode.value),
                ('execution_provider', monitor.provider),
                ('model_name', monitor.bundle.name),
                ('model_sha256', monitor.bundle.short_hash)]
+    values += list(extra)
     p99 = summary['total'].p99 / 1e6 if 'total' in summary else 0.0
-    if stale:
+    if problem:
+        level, message = Level.ERROR, problem
+    elif stale:
         level = Level.STALE
         message = 'no frame processed recently' if counts.processed else 'no frame processed yet'
         if counts.failed_total:
@@ -86,11 +96,14 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
     elif latency_budget_ms is not None and p99 > latency_budget_ms:
         level, message = Level.WARN, f'p99 latency {p99:.1f} ms over {latency_budget_ms:g} ms'
     elif counts.dropped:
-        level, message = Level.OK, f'running, {counts.dropped} stale frames dropped'
+        level, message = Level.WARN, (f'running, {counts.dropped} stale frames dropped (the '
+                                      'camera sends faster than the model runs)')
     else:
         level, message = Level.OK, 'running'
-    if last is not None and last.alert:
+    if decided and last is not None:
         message += f'; OOD alert ({", ".join(last.fired) or "holding"})'
+    elif alert:
+        message += '; alert raised: the camera is not being watched'
     return DiagnosticEntry(level, f'{prefix}: {camera}', message, camera, tuple(values))
 
 

@@ -2,9 +2,16 @@
 
 A thin rclpy lifecycle adapter over :class:`vae_ood_monitor.core.Monitor`:
 
-* ``__init__`` declares the parameters; ``on_configure`` reads and validates them and creates
-  publishers, subscriptions, timers and the ``~/reset`` service; ``on_activate`` loads and warms
-  up the model and starts the worker; ``on_deactivate`` stops it and releases the model.
+* ``__init__`` declares the parameters; ``on_configure`` reads and validates them, loads and
+  warms up the model (the slow part: a TensorRT engine can take minutes) and creates
+  publishers, subscriptions, timers and the ``~/reset`` service; ``on_activate`` and
+  ``on_deactivate`` only start and pause the worker, so resuming is instant; ``on_cleanup``
+  releases the model and everything else. A transition request that is invalid from the
+  current state (by id or by label) is refused, never raised.
+* Frames whose header stamp lies more than ``max_frame_age_s`` from the node clock are not
+  judged: their camera counts as stale (a frozen driver must not pass as healthy). A QoS
+  incompatibility between a camera's publisher and the subscription is reported in
+  diagnostics by policy name.
 * Camera callbacks only put the newest frame into a per-camera slot (depth-1 sensor QoS); a
   worker thread processes slots, so a slow model drops stale frames (counted) instead of
   building up latency.
@@ -20,8 +27,13 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
+try:  # Jazzy and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # pragma: no cover - Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from rclpy.lifecycle import Node, State, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (HistoryPolicy, qos_policy_name_from_kind, QoSPolicyKind, QoSProfile,
+                       ReliabilityPolicy)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray
@@ -38,8 +50,8 @@ from vae_ood_monitor.core.topics import (camera_name, is_compressed_topic, MONIT
 from vae_ood_monitor.ros.health import camera_stale, LogThrottle
 from vae_ood_monitor.ros.messages import (bool_msg, diagnostic_array_msg, float32_msg,
                                           image_msg, kl_msg, rclpy_kit)
-from vae_ood_monitor.ros.node_common import (declare_params, read_params, run_node,
-                                             stamp_to_ns, validate_on_set)
+from vae_ood_monitor.ros.node_common import (declare_params, guard_transitions, read_params,
+                                             run_node, stamp_to_ns, validate_on_set)
 from vae_ood_monitor.ros.params import (camera_qos, check_refused, monitor_node_config,
                                         MONITOR_PARAMS, MonitorNodeConfig,
                                         qos_overrides_to_apply, QOS_POLICIES, with_live_values)
@@ -66,6 +78,11 @@ class _Camera:
     last_processed_ns: int | None = None
     dropped_total: int = 0
     publishers: dict[str, Any] = field(default_factory=dict)
+    #: frames refused for their age (max_frame_age_s), and the last one's age in seconds
+    too_old: int = 0
+    last_age_s: float = 0.0
+    #: the QoS policy a publisher of this camera offered incompatibly, as rclpy names it
+    qos_incompatible: str = ''
 
 
 class MonitorNode(Node):
@@ -73,6 +90,7 @@ class MonitorNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        guard_transitions(self)
         #: start-up values rclpy refused; configure fails until they are set right
         self._refused = declare_params(self, MONITOR_PARAMS, lifecycle=True)
         self.add_on_set_parameters_callback(validate_on_set(MONITOR_PARAMS, self._apply))
@@ -113,13 +131,23 @@ class MonitorNode(Node):
             self.get_logger().error(f'autostart failed: {err}')
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        """Read and validate parameters; create publishers, subscriptions, timers, service."""
+        """Read parameters, load and warm up the model, create the node's interfaces."""
         try:
             check_refused(self._refused)
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
-        except Exception as err:
+            started = time.monotonic()
+            monitor = Monitor(config.model_path, config.monitor)
+        except Exception as err:  # bad parameters, a bad bundle or provider: not a crash
             self.get_logger().error(f'configure failed: {err}')
             return TransitionCallbackReturn.FAILURE
+        for note in getattr(monitor.encoder, 'notes', []):
+            self.get_logger().warning(note)
+        with self._monitor_lock:
+            self._monitor = monitor
+        self.get_logger().info(
+            f'loaded model {monitor.bundle.name!r} ({monitor.bundle.short_hash}) in '
+            f'{time.monotonic() - started:.2f} s: provider {monitor.provider}, decision '
+            f'{monitor.mode.value}')
         self._config = config
         topics = output_topics()
         self._aggregate = {'alert': self.create_lifecycle_publisher(Bool, topics.alert, 10),
@@ -152,9 +180,12 @@ class MonitorNode(Node):
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=config.qos_depth,
                          reliability=reliability)  # a fresh profile: overrides mutate it
         msg_type = CompressedImage if is_compressed_topic(topic) else Image
+        events = SubscriptionEventCallbacks(
+            incompatible_qos=lambda info, c=camera: self._on_incompatible_qos(c, info))
         self._entities.append(self.create_subscription(
             msg_type, topic, lambda msg, c=camera: self._on_frame(c, msg), qos,
-            qos_overriding_options=self._qos_overriding_options(topic, config)))
+            qos_overriding_options=self._qos_overriding_options(topic, config),
+            event_callbacks=events))
         self._cameras[name] = camera
 
     def _qos_overriding_options(self, topic: str, config: MonitorNodeConfig
@@ -170,36 +201,30 @@ class MonitorNode(Node):
         return QoSOverridingOptions([QoSPolicyKind[p.upper()] for p in policies])
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        """Load and warm up the model, start the worker, enable the publishers."""
-        assert self._config is not None
-        try:
-            monitor = Monitor(self._config.model_path, self._config.monitor)
-        except Exception as err:  # a bad bundle or provider must not crash the node
-            self.get_logger().error(f'activate failed: {err}')
-            return TransitionCallbackReturn.FAILURE
-        for note in getattr(monitor.encoder, 'notes', []):
-            self.get_logger().warning(note)
+        """Start the worker and enable the publishers (the model is already loaded)."""
         with self._monitor_lock:
-            self._monitor = monitor
-        for camera in self._cameras.values():  # a new Monitor: each camera starts unproven
+            monitor = self._monitor
+            if monitor is None:
+                self.get_logger().error('activate failed: no model loaded; configure first')
+                return TransitionCallbackReturn.FAILURE
+            monitor.reset()  # a fresh start: no sequential state carried over a pause
+        for camera in self._cameras.values():  # each camera starts unproven
             camera.alert, camera.score, camera.last_processed_ns = False, 0.0, None
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name='ood_monitor_worker',
                                         daemon=True)
         self._worker.start()
         self._active = True
-        self.get_logger().info(
-            f'active: model {monitor.bundle.name!r} ({monitor.bundle.short_hash}), '
-            f'provider {monitor.provider}, decision {monitor.mode.value}')
+        self.get_logger().info(f'active: model {monitor.bundle.name!r}')
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        """Stop the worker and release the model."""
-        self._release()
+        """Pause: stop the worker; the model stays loaded, so activating again is instant."""
+        self._stop_worker()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        """Destroy publishers, subscriptions, timers and the service."""
+        """Release the model; destroy publishers, subscriptions, timers and the service."""
         self._release()
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
@@ -210,13 +235,16 @@ class MonitorNode(Node):
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
-    def _release(self) -> None:
+    def _stop_worker(self) -> None:
         self._active = False
         self._stop.set()
         self._wake.set()
         if self._worker is not None and self._worker is not threading.current_thread():
             self._worker.join(timeout=5.0)
         self._worker = None
+
+    def _release(self) -> None:
+        self._stop_worker()
         with self._monitor_lock:
             self._monitor = None
 
@@ -285,8 +313,28 @@ class MonitorNode(Node):
                         self.get_logger().error(f'{camera.topic}: unexpected error while '
                                                 f'processing a frame: {err}{_held_note(held)}')
 
+    def _too_old(self, camera: _Camera, stamp_ns: int, now_ns: int) -> bool:
+        """Count and report a frame whose stamp is too far from the node clock."""
+        assert self._config is not None
+        limit = self._config.max_frame_age_s
+        if not stamp_ns or not limit or abs(now_ns - stamp_ns) <= limit * 1e9:
+            return False
+        camera.too_old += 1
+        camera.last_age_s = (now_ns - stamp_ns) / 1e9
+        held = self._frame_log.admit((camera.name, 'age'), time.monotonic_ns())
+        if held is not None:
+            self.get_logger().warning(
+                f'{camera.topic}: frame stamped {camera.last_age_s:.2f} s from the node clock '
+                f'(max_frame_age_s {limit:g}): not judged, the camera counts as stale; check '
+                f'the driver, the clocks, or use_sim_time with a replayed bag{_held_note(held)}')
+        return True
+
     def _process(self, camera: _Camera, msg: Any, drops: int) -> None:
-        stamp = stamp_to_ns(msg.header.stamp) or self.get_clock().now().nanoseconds
+        now = self.get_clock().now().nanoseconds
+        stamp = stamp_to_ns(msg.header.stamp)
+        if self._too_old(camera, stamp, now):
+            return
+        stamp = stamp or now
         with self._monitor_lock:
             monitor = self._monitor
             if monitor is None:
@@ -362,14 +410,41 @@ class MonitorNode(Node):
                 if monitor is None:
                     return
                 for camera in self._cameras.values():
+                    stale = self._stale(camera, now.nanoseconds)
                     entries.append(camera_diagnostics(
                         monitor, camera.name, input_rate=camera.input_rate.rate(now.nanoseconds),
-                        stale=self._stale(camera, now.nanoseconds),
-                        latency_budget_ms=self._config.latency_budget_ms or None))
+                        stale=stale, latency_budget_ms=self._config.latency_budget_ms or None,
+                        alert=camera.alert or (stale and self._config.alert_on_stale),
+                        problem=self._camera_problem(camera, stale),
+                        extra=(('frames_too_old', str(camera.too_old)),
+                               ('qos_incompatible', camera.qos_incompatible or 'none'))))
                 entries.append(model_diagnostics(monitor, self._config.model_path))
             self._diagnostics_pub.publish(diagnostic_array_msg(self._kit, entries, now.to_msg()))
         except Exception as err:
             self.get_logger().error(f'diagnostics failed: {err}', throttle_duration_sec=5.0)
+
+    def _camera_problem(self, camera: _Camera, stale: bool) -> str | None:
+        """Why a stale camera is not watched, when the node knows better than 'no frames'."""
+        assert self._config is not None
+        if camera.qos_incompatible:
+            return (f'no frames: the publisher of {camera.topic} offers a QoS incompatible with '
+                    f'the subscription ({camera.qos_incompatible}); set qos_reliability to '
+                    'match the camera driver (most publish best_effort)')
+        if stale and camera.too_old:
+            return (f'frames too old: {camera.too_old} stamped up to {camera.last_age_s:.2f} s '
+                    f'from the node clock (max_frame_age_s {self._config.max_frame_age_s:g})')
+        return None
+
+    def _on_incompatible_qos(self, camera: _Camera, info: Any) -> None:
+        try:
+            policy = qos_policy_name_from_kind(info.last_policy_kind)
+            camera.qos_incompatible = policy
+            self.get_logger().error(
+                f'{camera.topic}: a publisher offers a QoS incompatible with this subscription '
+                f'({policy}, {info.total_count} so far): no frames will arrive; set '
+                'qos_reliability (or qos_overrides) to match the camera driver')
+        except Exception as err:
+            self.get_logger().error(f'QoS event handling failed: {err}')
 
     def _on_reset(self, request: Any, response: Any) -> Any:
         with self._monitor_lock:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any, Callable, TYPE_CHECKING
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from vae_ood_monitor.core.errors import VaeOodError
 from vae_ood_monitor.ros.params import check_value, declare_all
@@ -18,12 +21,18 @@ if TYPE_CHECKING:
 
     from vae_ood_monitor.ros.params import ParamSpec
 
-__all__ = ['declare_params', 'read_params', 'run_node', 'stamp_to_ns', 'validate_on_set']
+__all__ = ['declare_params', 'guard_transitions', 'read_params', 'run_node', 'stamp_to_ns',
+           'validate_on_set']
+
+#: How long one spin waits for work before it looks at the stop flag again (s).
+SPIN_PERIOD_S = 0.1
 
 
 def _descriptor(spec: ParamSpec, lifecycle: bool) -> ParameterDescriptor:
     text = spec.description
-    if spec.read_only:
+    if spec.fixed:
+        text += ' (a safety setting: fixed at start-up)'
+    elif spec.read_only:
         text += (' (applied when the node is configured)' if lifecycle
                  else ' (fixed at start-up)')
     if spec.choices:
@@ -31,7 +40,7 @@ def _descriptor(spec: ParamSpec, lifecycle: bool) -> ParameterDescriptor:
     # a plain node has no configure step: its start-up parameters are read-only for rclpy,
     # which refuses `ros2 param set` on them instead of accepting a change never applied
     descriptor = ParameterDescriptor(description=text,
-                                     read_only=spec.read_only and not lifecycle)
+                                     read_only=spec.fixed or (spec.read_only and not lifecycle))
     if spec.kind == 'float' and spec.low is not None and spec.high is not None:
         descriptor.floating_point_range = [FloatingPointRange(
             from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
@@ -59,7 +68,8 @@ def declare_params(node: Node, specs: tuple[ParamSpec, ...], *,
                                ignore_override=ignore_override)
 
     return declare_all(specs, declare,
-                       (InvalidParameterTypeException, InvalidParameterValueException))
+                       (InvalidParameterTypeException, InvalidParameterValueException),
+                       (InvalidParameterValueException,))
 
 
 def read_params(node: Node, specs: tuple[ParamSpec, ...]) -> dict[str, Any]:
@@ -108,13 +118,53 @@ def stamp_to_ns(stamp: Any) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
+def guard_transitions(node: Any) -> None:
+    """Make a lifecycle node's ``~/change_state`` service refuse invalid requests.
+
+    rclpy (7.x) raises RCLError out of the service callback when a transition *id* is not
+    registered for the current state (by label it answers success=false), which kills the
+    node: anything on the graph could crash the safety monitor. The guard answers
+    success=false and logs what was asked instead.
+    """
+    service = getattr(node, '_service_change_state', None)
+    if service is None:  # another rclpy: nothing to guard
+        return
+    callback = service.callback
+
+    def guarded(request: Any, response: Any) -> Any:
+        try:
+            return callback(request, response)
+        except Exception as err:
+            transition = request.transition
+            node.get_logger().warning(
+                f'lifecycle transition refused (id {transition.id}, label '
+                f'{transition.label!r}): {err}')
+            response.success = False
+            return response
+
+    service.callback = guarded
+
+
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Init rclpy, spin the node until shutdown, clean up; return 0 (launch_testing expects it)."""
-    rclpy.init(args=args)
+    """Init rclpy, spin the node until SIGINT or SIGTERM, clean up; return 0.
+
+    The node's own handlers take the signals (rclpy's are off): they only set a flag, the spin
+    loop sees it within ``SPIN_PERIOD_S``, and the node is closed (its worker stopped) while
+    the context is still valid, then destroyed, then rclpy shut down. With rclpy's handlers
+    the context died under a running wait set or a publishing worker, and a stop under load
+    could end in a traceback and exit code 1.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
     try:
         node = factory()
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -124,4 +174,6 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
                 close()
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     return 0

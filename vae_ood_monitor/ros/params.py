@@ -38,7 +38,18 @@ class ParamSpec:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] = ()
+    #: applied when a lifecycle node is next configured (a plain node: fixed at start-up)
     read_only: bool = False
+    #: a safety setting: fixed at start-up for every node, so nothing on the ROS graph can
+    #: loosen it while the robot runs
+    fixed: bool = False
+    #: a list parameter whose entries must be non-empty strings
+    non_empty: bool = False
+
+    @property
+    def live(self) -> bool:
+        """Whether a change takes effect at once (neither on-configure nor fixed)."""
+        return not (self.read_only or self.fixed)
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -50,7 +61,7 @@ MONITOR_PARAMS = (
               read_only=True),
     ParamSpec('image_topics', ['camera/image_raw'], 'str_list',
               'Camera topics to monitor; topics ending in /compressed carry '
-              'sensor_msgs/CompressedImage.', read_only=True),
+              'sensor_msgs/CompressedImage.', read_only=True, non_empty=True),
     ParamSpec('qos_reliability', 'best_effort', 'str',
               'Reliability of the camera subscriptions (best_effort matches most drivers; a '
               'reliable subscriber receives nothing from a best-effort publisher).',
@@ -59,7 +70,7 @@ MONITOR_PARAMS = (
               'newest frame, stale frames are dropped).', 1, 100, read_only=True),
     ParamSpec('providers', ['cpu'], 'str_list',
               'ONNX Runtime execution providers in order of preference: cpu, cuda, tensorrt.',
-              read_only=True),
+              read_only=True, non_empty=True),
     ParamSpec('provider_fallback', 'next', 'str', "When a provider is unavailable: 'next' "
               "moves on (and reports it in diagnostics), 'fail' refuses to activate.",
               choices=('next', 'fail'), read_only=True),
@@ -81,9 +92,14 @@ MONITOR_PARAMS = (
     ParamSpec('diagnostics_period_s', 1.0, 'float', 'Period of /diagnostics messages (s).',
               0.1, 60.0, read_only=True),
     ParamSpec('stale_after_s', 1.0, 'float', 'A camera without a processed frame for this long '
-              '(s, node clock), or without any since activation, is stale.', 0.05, 600.0),
+              '(s, node clock), or without any since activation, is stale.', 0.05, 600.0,
+              fixed=True),
     ParamSpec('alert_on_stale', True, 'bool', 'Raise the alert while a camera is stale: an '
-              'unwatched camera is not a safe one.'),
+              'unwatched camera is not a safe one.', fixed=True),
+    ParamSpec('max_frame_age_s', 1.0, 'float', 'A frame whose header stamp is further than this '
+              'from the node clock (s; old frames from a frozen driver, clock trouble, a bag '
+              'replayed without --clock) is not judged: its camera counts as stale. 0 disables '
+              'the check; frames without a stamp are not checked.', 0.0, 600.0, fixed=True),
     ParamSpec('latency_budget_ms', 0.0, 'float', 'Warn in diagnostics when p99 total latency '
               'exceeds this (ms; 0 disables).', 0.0, 10_000.0),
     ParamSpec('autostart', True, 'bool', 'Configure and activate the lifecycle node at start '
@@ -92,12 +108,12 @@ MONITOR_PARAMS = (
 
 GATE_PARAMS = (
     ParamSpec('action', 'stop', 'str', "What an OOD alert does: 'stop' or 'slowdown'.",
-              choices=('stop', 'slowdown')),
+              choices=('stop', 'slowdown'), fixed=True),
     ParamSpec('slowdown_ratio', 0.3, 'float', 'Velocity scale while slowed down.', 0.0, 1.0),
     ParamSpec('monitor_timeout_s', 0.5, 'float', 'No ood/alert message for this long (s) means '
-              'the monitor is stale: STOP.', 0.01, 60.0),
+              'the monitor is stale: STOP.', 0.01, 60.0, fixed=True),
     ParamSpec('clear_hold_s', 1.0, 'float', 'The alert must be clear (with fresh messages) this '
-              'long (s) before motion resumes.', 0.0, 600.0),
+              'long (s) before motion resumes.', 0.0, 600.0, fixed=True),
     ParamSpec('stop_publish_s', 1.0, 'float', 'After stopping, publish zero velocity this long '
               '(s), then go quiet.', 0.0, 600.0),
     ParamSpec('period_s', 0.05, 'float', 'Gate timer period (s): staleness is detected within '
@@ -122,6 +138,8 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
     if kind == 'str_list' and not (isinstance(value, (list, tuple))
                                    and all(isinstance(v, str) for v in value)):
         return f'{spec.name} must be a list of strings, got {value!r}'
+    if kind == 'str_list' and spec.non_empty and (not value or not all(value)):
+        return f'{spec.name} {list(value)!r} must list at least one entry, none of them empty'
     if kind in ('int', 'float'):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                 kind == 'int' and not isinstance(value, int)):
@@ -151,7 +169,8 @@ def _expected(spec: ParamSpec) -> str:
 
 
 def declare_all(specs: tuple[ParamSpec, ...], declare: Callable[[ParamSpec, bool], object],
-                refused: tuple[type[Exception], ...]) -> dict[str, str]:
+                refused: tuple[type[Exception], ...],
+                out_of_range: tuple[type[Exception], ...] = ()) -> dict[str, str]:
     """Declare every spec with ``declare(spec, ignore_override)``; return what rclpy refused.
 
     rclpy's declare_parameter raises when the value given at start-up (parameter file, launch
@@ -160,7 +179,8 @@ def declare_all(specs: tuple[ParamSpec, ...], declare: Callable[[ParamSpec, bool
     uncaught, that escapes the node's constructor as a traceback. A refused parameter is
     declared again with its default, ignoring the start-up value, and name -> what was wrong and
     what to write instead is returned, for the node's "invalid parameters" path
-    (:func:`check_refused`).
+    (:func:`check_refused`). ``out_of_range``: those of the refused exceptions that mean a
+    value of the right type outside the range (the hint then names the range, not the type).
     """
     problems = {}
     for spec in specs:
@@ -169,7 +189,11 @@ def declare_all(specs: tuple[ParamSpec, ...], declare: Callable[[ParamSpec, bool
         except refused as err:
             declare(spec, True)
             detail = err.args[0] if err.args else err  # Humble's args also hold the name
-            problems[spec.name] = f'{spec.name}: {detail}; expected {_expected(spec)}'
+            if isinstance(err, out_of_range) and spec.low is not None:
+                hint = f'a value in [{spec.low:g}, {spec.high:g}]'
+            else:
+                hint = _expected(spec)
+            problems[spec.name] = f'{spec.name}: {detail}; expected {hint}'
     return problems
 
 
@@ -211,6 +235,7 @@ class MonitorNodeConfig:
     alert_on_stale: bool
     latency_budget_ms: float
     autostart: bool
+    max_frame_age_s: float = 1.0
 
 
 def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
@@ -243,7 +268,8 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
         heartbeat_period_s=float(v['heartbeat_period_s']),
         diagnostics_period_s=float(v['diagnostics_period_s']),
         stale_after_s=float(v['stale_after_s']), alert_on_stale=v['alert_on_stale'],
-        latency_budget_ms=float(v['latency_budget_ms']), autostart=v['autostart'])
+        latency_budget_ms=float(v['latency_budget_ms']), autostart=v['autostart'],
+        max_frame_age_s=float(v['max_frame_age_s']))
 
 
 #: The policies QoSOverridingOptions.with_default_policies() declares as
@@ -284,7 +310,7 @@ def with_live_values(config: MonitorNodeConfig, specs: tuple[ParamSpec, ...],
     The others (``read_only`` specs) are left alone: they take effect when the node is next
     configured. Values must already be valid (:func:`check_value`).
     """
-    live = {s.name: s for s in specs if not s.read_only}
+    live = {s.name: s for s in specs if s.live}
     changes = {name: float(value) if live[name].kind == 'float' else value
                for name, value in values.items() if name in live}
     return replace(config, **changes) if changes else config
