@@ -30,6 +30,22 @@ TRAIN = [
     'onnxscript>=0.2',
     'torch>=2.3',
 ] + EVAL
+# A real ROS 2 runtime for the node tests, without a ROS installation: PyPI's wheels of ROS 2
+# Jazzy's core packages (rclpy with Fast DDS, the message and service types the nodes use;
+# ~150 MB, CPython 3.11 on x86_64 Linux only). Pinned: the tested versions. On a robot the ROS
+# distribution provides these instead.
+_ON_ROS_WHEELS = "; python_version == '3.11' and platform_system == 'Linux' and " \
+    "platform_machine == 'x86_64'"
+ROS = [pin + _ON_ROS_WHEELS for pin in (
+    'ros-jazzy-rclpy==7.1.6',
+    'ros-jazzy-rmw-fastrtps-cpp==8.4.3',
+    'ros-jazzy-std-msgs==5.3.6',
+    'ros-jazzy-sensor-msgs==5.3.6',
+    'ros-jazzy-geometry-msgs==5.3.6',
+    'ros-jazzy-diagnostic-msgs==5.3.6',
+    'ros-jazzy-lifecycle-msgs==2.0.3',
+    'ros-jazzy-std-srvs==5.3.6',
+)]
 TEST = [
     'flake8>=7',
     'flake8-builtins',
@@ -63,6 +79,7 @@ setup(
         'replay': REPLAY,
         'train': TRAIN,
         'test': TEST,
+        'ros': ROS,
         'all': sorted(set(REPLAY + TRAIN)),
     },
     zip_safe=True,
