@@ -107,6 +107,25 @@ def test_resize_area_four_channels() -> None:
     assert np.abs(got.astype(np.int16) - expected).max() <= 1
 
 
+@pytest.mark.parametrize('size', [(480, 640), (240, 320), (120, 160)])
+def test_padding_large_frames_to_four_planes_changes_no_pixel(size: tuple[int, int]) -> None:
+    # large frames are halved as 4-plane images (OpenCV's SIMD path): the same pixels as
+    # halving the 3 planes themselves, plane order and shape kept
+    image = random_image(*size, seed=5)
+    expected = image
+    while expected.shape[0] >= 120:
+        expected = cv2.resize(expected, (expected.shape[1] // 2, expected.shape[0] // 2),
+                              interpolation=cv2.INTER_LINEAR)
+    got = resize_image(image, 80, 60, 'area')
+    assert got.shape == (60, 80, 3) and got.flags['C_CONTIGUOUS']
+    np.testing.assert_array_equal(got, expected)
+    # the Preprocessor takes the padded frame as it is: its output is the same planes / 255
+    out = Preprocessor(InputSpec(60, 80))(image)[0]
+    np.testing.assert_array_equal(out, expected.transpose(2, 0, 1).astype(np.float32) / 255)
+    bgr = Preprocessor(InputSpec(60, 80, channel_order='bgr'))(image)[0]
+    np.testing.assert_array_equal(bgr, out[::-1])
+
+
 def test_resize_exact_halving_is_block_mean() -> None:
     image = np.array([[0, 4, 10, 10], [8, 4, 20, 0]], np.uint8)[:, :, None].repeat(3, axis=2)
     got = resize_image(image, 2, 1, 'area')

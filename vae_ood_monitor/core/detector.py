@@ -179,6 +179,7 @@ class Decider:
         self.detectors = [PartitionDetector(p, mode, cusum_cap) for p in partitions]
         self.latch = AlertLatch(clear_frames)
         self.layout = layout
+        self._needs_kl = any(p.density is None for p in partitions)
 
     def update(self, row: NDArray[np.float64]
                ) -> tuple[tuple[PartitionState, ...], tuple[str, ...], bool]:
@@ -186,7 +187,8 @@ class Decider:
         if self.layout is None:
             states = tuple(d.update(row) for d in self.detectors)
         else:
-            kl = self.layout.kl(row)
+            # the per-dim KL only when a KL partition reads it (a generic one scores the row)
+            kl = self.layout.kl(row) if self._needs_kl else row
             states = tuple(d.update(kl, row) for d in self.detectors)
         fired = tuple(s.name for s in states if s.triggered)
         return states, fired, self.latch.update(bool(fired))

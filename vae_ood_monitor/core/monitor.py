@@ -8,6 +8,7 @@ per-camera state (sequential detectors, alert latch, counters) is keyed by camer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 import math
 import os
 import time
@@ -30,6 +31,7 @@ from vae_ood_monitor.core.typedefs import ChannelOrder, DecisionMode
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
+    from vae_ood_monitor.core.encoding import Layout
     from vae_ood_monitor.core.typedefs import Encoder
 
 __all__ = ['Decision', 'Monitor', 'MonitorConfig']
@@ -79,17 +81,31 @@ class MonitorConfig:
 
 @dataclass(frozen=True, eq=False)
 class Decision:
-    """The monitor's verdict on one frame of one camera."""
+    """The monitor's verdict on one frame of one camera.
+
+    ``row`` is the frame's encoding (:mod:`~vae_ood_monitor.core.encoding`); its per-dim KL
+    (``kl``) and their sum (``score``) are worked out when first read, not on the hot path.
+    """
 
     camera: str
     stamp_ns: int
-    score: float
-    kl: NDArray[np.float64]
+    row: NDArray[np.float64]
     partitions: tuple[PartitionState, ...]
     alert: bool
     fired: tuple[str, ...]
     latency: Latency
     mode: DecisionMode
+    layout: Layout
+
+    @cached_property
+    def kl(self) -> NDArray[np.float64]:
+        """Per-dim KL divergence of the frame's latent posterior from the prior."""
+        return self.layout.kl(self.row)
+
+    @cached_property
+    def score(self) -> float:
+        """The summed KL (the classic VAE novelty score; the alert uses the partitions)."""
+        return float(self.kl.sum())
 
 
 class _Camera:
@@ -179,11 +195,10 @@ class Monitor:
             raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
                               f'expects {self._layout.width}. Re-export the bundle.')
         states, fired, alert = state.decider.update(row)
-        kl = self._layout.kl(row)
         t4 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
-        decision = Decision(camera, int(stamp_ns), float(kl.sum()), kl, states, alert, fired,
-                            latency, self.mode)
+        decision = Decision(camera, int(stamp_ns), row, states, alert, fired, latency,
+                            self.mode, self._layout)
         state.counts.processed += 1
         state.counts.alerts += alert
         state.latency.add(latency)
