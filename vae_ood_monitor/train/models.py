@@ -50,6 +50,12 @@ class EncoderSpec:
     kernel: int = 4
     hidden: tuple[int, ...] = ()
     logvar_range: tuple[float, float] | None = None
+    #: ``strided`` only: the stride of the first convolution (same kernel and padding as the
+    #: other blocks). 4 evaluates a stride-2 stem at every other position: the first block
+    #: still sees every input pixel (a 4x4 kernel at stride 4 tiles the image), at a quarter of
+    #: the cost, where halving the input would blur fine detail (noise, rain streaks) away
+    #: before any layer sees it. Encoder only (distilled students).
+    stem_stride: int = 2
 
     def __post_init__(self) -> None:
         if self.logvar_range is not None:
@@ -66,26 +72,34 @@ class EncoderSpec:
         if not self.channels or min(self.channels) < 1 or self.latent_dim < 1:
             raise ConfigError(f'channels {self.channels!r} and latent_dim {self.latent_dim!r} '
                               'must be positive.')
-        if min(self.input_hw) < 2 ** len(self.channels):
+        if (isinstance(self.stem_stride, bool) or not isinstance(self.stem_stride, int)
+                or self.stem_stride < 2 or (self.stem_stride != 2 and self.arch != 'strided')):
+            raise ConfigError(f'stem_stride {self.stem_stride!r} must be an integer >= 2 (other '
+                              "than 2 only for the 'strided' arch).")
+        if min(self.input_hw) < 2 ** (len(self.channels) - 1) * self.stem_stride:
             raise ConfigError(f'input {self.input_hw!r} is too small for {len(self.channels)} '
-                              'stride-2 stages.')
+                              'strided stages.')
 
     @property
     def feature_hw(self) -> tuple[int, int]:
         """Spatial size of the last feature map."""
         h, w = self.input_hw
-        for _ in self.channels:
+        for stage, _ in enumerate(self.channels):
             if self.arch == 'strided':
                 pad = (self.kernel - 1) // 2
-                h = (h + 2 * pad - self.kernel) // 2 + 1
-                w = (w + 2 * pad - self.kernel) // 2 + 1
+                stride = self.stem_stride if stage == 0 else 2
+                h = (h + 2 * pad - self.kernel) // stride + 1
+                w = (w + 2 * pad - self.kernel) // stride + 1
             else:
                 h, w = h // 2, w // 2
         return h, w
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if self.stem_stride == 2:  # written only when used: older readers know every key
+            del data['stem_stride']
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderSpec:
@@ -139,10 +153,11 @@ class Encoder(nn.Module):
         self.spec = spec
         layers: list[nn.Module] = []
         cin = 3
-        for cout in spec.channels:
+        for stage, cout in enumerate(spec.channels):
             if spec.arch == 'strided':
                 pad = (spec.kernel - 1) // 2
-                layers += [nn.Conv2d(cin, cout, spec.kernel, 2, pad, bias=False),
+                stride = spec.stem_stride if stage == 0 else 2
+                layers += [nn.Conv2d(cin, cout, spec.kernel, stride, pad, bias=False),
                            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             else:
                 layers += [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
@@ -186,6 +201,9 @@ class Decoder(nn.Module):
 
     def __init__(self, spec: EncoderSpec, width: float = 1.0) -> None:
         super().__init__()
+        if spec.stem_stride != 2:
+            raise ConfigError(f'stem_stride {spec.stem_stride} is for distilled encoders; a '
+                              'VAE decoder mirrors stride-2 stages only.')
         self.spec = spec
         channels = [max(4, int(round(c * width))) for c in reversed(spec.channels)]
         stages = len(channels)
@@ -330,14 +348,31 @@ class StatsEncoder(nn.Module):
             h = module(h)
             if isinstance(module, _ACTIVATIONS) and seen < self.blocks:
                 seen += 1
-                for top, bottom in _cells(h.shape[2], self.grid):
-                    for left, right in _cells(h.shape[3], self.grid):
-                        cell = h[:, :, top:bottom, left:right]
-                        mean = cell.mean(dim=(2, 3))
-                        square = (cell * cell).mean(dim=(2, 3))
-                        stats += [mean, torch.sqrt(torch.clamp(square - mean * mean, min=0.0))]
+                stats.append(self._cell_stats(h))
         mu, logvar = member.latent(h)
         return mu, logvar, stats
+
+    def _cell_stats(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) activations -> (N, grid * grid * 2C): per cell, [means, stds]."""
+        grid = self.grid
+        if h.shape[2] % grid == 0 and h.shape[3] % grid == 0:
+            # equal cells: one average pool over [h, h^2] exports as a handful of ONNX nodes
+            # (a slice and two reductions per cell made the stats cost more than the convs of
+            # a small student)
+            channels = h.shape[1]
+            pooled = F.avg_pool2d(torch.cat([h, h * h], 1),
+                                  (h.shape[2] // grid, h.shape[3] // grid))
+            mean, square = pooled[:, :channels], pooled[:, channels:]
+            std = torch.sqrt(torch.clamp(square - mean * mean, min=0.0))
+            return torch.stack([mean, std], 1).permute(0, 3, 4, 1, 2).flatten(1)
+        parts = []
+        for top, bottom in _cells(h.shape[2], grid):
+            for left, right in _cells(h.shape[3], grid):
+                cell = h[:, :, top:bottom, left:right]
+                mean = cell.mean(dim=(2, 3))
+                square = (cell * cell).mean(dim=(2, 3))
+                parts += [mean, torch.sqrt(torch.clamp(square - mean * mean, min=0.0))]
+        return torch.cat(parts, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return (mu, logvar, stats) for a batch (N, 3, H, W)."""
