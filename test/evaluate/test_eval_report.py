@@ -13,7 +13,7 @@ from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
 from vae_ood_monitor.evaluate.report import (combined_score, evaluate_encodings, Evaluation,
-                                             format_table, write_report)
+                                             format_table, named_shifts, write_report)
 from vood_testing import make_bundle, rows_with_kl
 
 PNG = b'\x89PNG\r\n\x1a\n'
@@ -139,3 +139,13 @@ def test_histograms_show_the_evidence_on_a_linear_axis(bundle: Bundle, tmp_path:
     report = (tmp_path / 'report' / 'report.md').read_text()
     assert 'log(score / median) / log(upper threshold / median)' in report
     assert 'score / upper threshold,' not in report
+
+
+def test_a_students_named_shifts_are_its_teachers_and_its_distillations() -> None:
+    teacher = make_bundle(calibrated=False).with_manifest(
+        provenance={'train': {'augment': ['rain'], 'guide': ['rain'], 'select': 'last',
+                              'select_shifts': ['fog']}})
+    assert named_shifts(teacher) == ('rain',)  # 'last' epoch: fog chose nothing
+    student = teacher.with_manifest(provenance={
+        **teacher.manifest.provenance, 'distillation': {'augment': ['rain', 'noise']}})
+    assert named_shifts(student) == ('rain', 'noise')

@@ -15,8 +15,8 @@ from vae_ood_monitor.core.session import EncoderSession
 from vae_ood_monitor.core.typedefs import Precision
 from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.train import qat as qat_module
-from vae_ood_monitor.train.distill import (distill, DistillConfig, latent_gap, round_channels,
-                                           student_spec)
+from vae_ood_monitor.train.distill import (adopt_stem, distill, DistillConfig, latent_gap,
+                                           round_channels, student_spec)
 from vae_ood_monitor.train.export import bundle_from_encoder, count_macs
 from vae_ood_monitor.train.models import Encoder, get_preset, VAE
 from vae_ood_monitor.train.prune import conv_blocks, prune_encoder, sensitivity
@@ -46,6 +46,27 @@ def test_round_channels_and_student_spec() -> None:
         student_spec(teacher, input_scale=2.0)
 
 
+def test_a_patch_stem_sees_every_pixel_at_the_cost_of_half_the_input() -> None:
+    teacher = get_preset('default').encoder
+    patch = student_spec(teacher, width=0.25, stem_stride=4)
+    half = student_spec(teacher, width=0.25, input_scale=0.5)
+    assert patch.input_hw == teacher.input_hw and half.input_hw == (60, 80)
+    assert patch.feature_hw == half.feature_hw == (3, 5)
+    encoder = Encoder(patch).eval()
+    stem = encoder.features[0]
+    assert stem.kernel_size == stem.stride == (4, 4) and stem.padding == (1, 1)
+    assert count_macs(encoder, patch.input_hw) == count_macs(Encoder(half), half.input_hw)
+    with torch.no_grad():
+        mu, logvar = encoder(torch.rand(2, 3, *patch.input_hw))
+    assert mu.shape == logvar.shape == (2, teacher.latent_dim)
+    assert 'stem_stride' in patch.to_dict() and 'stem_stride' not in teacher.to_dict()
+    assert type(patch).from_dict(patch.to_dict()) == patch
+    with pytest.raises(ConfigError, match='decoder'):
+        VAE(patch)
+    with pytest.raises(ConfigError, match='stem_stride'):
+        replace(get_preset('paper').encoder, stem_stride=4)
+
+
 def _informative_teacher() -> VAE:
     """A random tiny VAE whose posterior varies clearly from frame to frame."""
     torch.manual_seed(1)
@@ -70,6 +91,34 @@ def test_distillation_reduces_the_latent_gap() -> None:
     assert after['kl'] < before['kl']
     assert sum(p.numel() for p in student.parameters()) < sum(
         p.numel() for p in teacher.encoder.parameters())
+
+
+def test_a_student_with_the_teachers_stem_keeps_it_and_its_statistics() -> None:
+    teacher = _informative_teacher()
+    with torch.no_grad():  # a stem whose batch norm does something
+        teacher.encoder.features[1].running_mean.uniform_(-0.2, 0.2)
+        teacher.encoder.features[1].weight.uniform_(0.5, 2.0)
+    spec = student_spec(teacher.spec, width=0.25, stem_stride=4, teacher_stem=True)
+    assert spec.channels[0] == teacher.spec.channels[0]
+    student = Encoder(spec)
+    adopt_stem(student, teacher.encoder)
+    stem_before = {k: v.clone() for k, v in student.features[:2].state_dict().items()}
+    config = DistillConfig(epochs=2, batch_size=16, lr=3e-3, threads=1, amp='off', augment=())
+    student, history = distill(teacher, spec, tiny_frames(n=96, seed=4), config,
+                               student=student, progress=False)
+    assert history[-1]['loss'] < history[0]['loss']  # the rest of it learnt
+    for key, value in student.features[:2].state_dict().items():
+        assert torch.equal(value, stem_before[key]), key  # the stem (and its norm) did not
+    x = torch.rand(2, 3, *teacher.spec.input_hw)
+    with torch.no_grad():
+        # the first block is the teacher's at every other position: the same filters on
+        # every pixel, the statistics the generic score measures
+        np.testing.assert_allclose(student.features[:3](x),
+                                   teacher.encoder.features[:3](x)[:, :, ::2, ::2], atol=1e-6)
+    with pytest.raises(ConfigError, match='does not match'):
+        adopt_stem(Encoder(student_spec(teacher.spec, width=2.0)), teacher.encoder)
+    with pytest.raises(ConfigError, match="teacher's input size"):
+        student_spec(teacher.spec, input_scale=0.5, teacher_stem=True)
 
 
 @pytest.mark.parametrize('loss', ['scores', 'latent_kl', 'paper'])

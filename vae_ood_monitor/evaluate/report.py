@@ -107,9 +107,10 @@ def evaluate_encodings(bundle: Bundle, id_rows: NDArray[np.float64],
 def named_shifts(bundle: Bundle) -> tuple[str, ...]:
     """Shifts the bundle was built with (named shifts), as its manifest records them.
 
-    Augmented or guided in training, or used by calibration to choose dims, tails or CUSUM
-    parameters. Figures on a named shift say how well the detector learnt what it was shown;
-    only the unnamed ones say how it meets the unexpected.
+    Augmented or guided in training (a student's: in its teacher's training, or in its
+    distillation), or used by calibration to choose dims, tails or CUSUM parameters. Figures
+    on a named shift say how well the detector learnt what it was shown; only the unnamed ones
+    say how it meets the unexpected.
     """
     manifest = bundle.manifest
     found: list[str] = []
@@ -124,6 +125,9 @@ def named_shifts(bundle: Bundle) -> tuple[str, ...]:
         add(train.get('guide'))
         if train.get('select', 'detection') == 'detection':
             add(train.get('select_shifts'))  # they chose the training epoch
+    distillation = manifest.provenance.get('distillation')
+    if isinstance(distillation, dict):
+        add(distillation.get('augment'))  # a student was shown them to mimic its teacher
     calibration = manifest.metrics.get('calibration')
     options = calibration.get('options') if isinstance(calibration, dict) else None
     if isinstance(options, dict):

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.train.models import VAE
 
-__all__ = ['blend_frames', 'DistillConfig', 'distill', 'latent_gap', 'round_channels',
-           'student_spec']
+__all__ = ['adopt_stem', 'blend_frames', 'DistillConfig', 'distill', 'latent_gap',
+           'round_channels', 'student_spec']
 
 LOSSES = ('moments', 'scores', 'latent_kl', 'paper')
 
@@ -45,11 +45,15 @@ def round_channels(channels: float, multiple: int = 8) -> int:
 
 
 def student_spec(teacher: EncoderSpec, *, width: float = 0.5, depth: int | None = None,
-                 input_scale: float = 1.0, multiple: int = 8) -> EncoderSpec:
+                 input_scale: float = 1.0, multiple: int = 8, stem_stride: int = 2,
+                 teacher_stem: bool = False) -> EncoderSpec:
     """Design a strided student: ``width`` x the teacher's channels, ``depth`` stages.
 
     Channel counts are rounded to multiples of ``multiple`` (SIMD lanes); the input keeps the
-    teacher's aspect ratio; the latent size is the teacher's.
+    teacher's aspect ratio; the latent size is the teacher's. ``stem_stride`` 4 runs the stem
+    at stride 4 (see :class:`~vae_ood_monitor.train.models.EncoderSpec`); ``teacher_stem``
+    gives the stem the teacher's channel count, to take the teacher's own stem
+    (:func:`adopt_stem`).
     """
     if not 0 < width <= 4 or not 0 < input_scale <= 1:
         raise ConfigError(f'width {width!r} must be in (0, 4] and input_scale {input_scale!r} '
@@ -59,11 +63,16 @@ def student_spec(teacher: EncoderSpec, *, width: float = 0.5, depth: int | None 
     if depth < 1:
         raise ConfigError(f'depth {depth!r} must be >= 1.')
     channels = [round_channels(c * width, multiple) for c in base[:depth]]
+    if teacher_stem:
+        if teacher.arch != 'strided' or input_scale != 1.0:
+            raise ConfigError("A student takes the teacher's stem only from a strided teacher "
+                              "and at the teacher's input size.")
+        channels[0] = teacher.channels[0]
     while len(channels) < depth:
         channels.append(min(512, channels[-1] * 2))
     height, width_px = (max(2 ** depth, int(round(v * input_scale))) for v in teacher.input_hw)
     return EncoderSpec('strided', (height, width_px), tuple(channels), teacher.latent_dim,
-                       kernel=4, logvar_range=teacher.logvar_range)
+                       kernel=4, logvar_range=teacher.logvar_range, stem_stride=stem_stride)
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,36 @@ def _student_input(images: np.ndarray, spec: EncoderSpec) -> np.ndarray:
     return np.stack([resize_image(img, width, height, 'area') for img in images])
 
 
+def adopt_stem(student: Encoder, teacher: Encoder) -> None:
+    """Give ``student`` the teacher's stem (convolution + batch norm), frozen.
+
+    The student's stem must have the teacher's shape (``student_spec(teacher_stem=True)``);
+    its stride may be larger. The activation statistics of the first block, which the generic
+    score measures, are then the teacher's own filters on every input pixel, evaluated at
+    fewer positions: what the teacher's detector measures, at a fraction of its cost.
+    """
+    if not hasattr(teacher, 'features'):
+        raise ConfigError('An ensemble teacher has one stem per member: a student can take the '
+                          'stem of a single-model teacher only; choose another candidate.')
+    conv_s, bn_s = student.features[0], student.features[1]
+    conv_t, bn_t = teacher.features[0], teacher.features[1]
+    if conv_s.weight.shape != conv_t.weight.shape or not isinstance(bn_s, torch.nn.BatchNorm2d):
+        raise ConfigError(f'The student stem {tuple(conv_s.weight.shape)} does not match the '
+                          f'teacher stem {tuple(conv_t.weight.shape)}.')
+    conv_s.load_state_dict(conv_t.state_dict())
+    bn_s.load_state_dict(bn_t.state_dict())
+    for parameter in (*conv_s.parameters(), *bn_s.parameters()):
+        parameter.requires_grad_(False)
+
+
+def _hold_frozen_norms(module: torch.nn.Module) -> None:
+    """Keep batch norms whose parameters are frozen in eval mode (their running statistics)."""
+    for child in module.modules():
+        if isinstance(child, torch.nn.BatchNorm2d) and not any(
+                p.requires_grad for p in child.parameters()):
+            child.eval()
+
+
 def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
             config: DistillConfig | None = None, *, student: Encoder | None = None,
             progress: bool = True) -> tuple[Encoder, list[dict[str, float]]]:
@@ -165,8 +204,9 @@ def distill(teacher: VAE, student_spec_: EncoderSpec, frames: FrameArray,
         parameter.requires_grad_(False)
     student = (student or Encoder(student_spec_)).to(device).train()
     student = student.to(memory_format=torch.channels_last)
+    _hold_frozen_norms(student)
     decoder = None
-    params = list(student.parameters())
+    params = [p for p in student.parameters() if p.requires_grad]
     if config.loss == 'paper':
         decoder = Decoder(student.spec, 0.5).to(device).train()
         params += list(decoder.parameters())

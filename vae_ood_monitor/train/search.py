@@ -21,8 +21,10 @@ import numpy as np
 from vae_ood_monitor.core.bundle import Bundle, load_bundle, save_bundle
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.typedefs import Precision
-from vae_ood_monitor.train.distill import distill, DistillConfig, latent_gap, student_spec
+from vae_ood_monitor.train.distill import (adopt_stem, distill, DistillConfig, latent_gap,
+                                           student_spec)
 from vae_ood_monitor.train.export import bundle_from_encoder
+from vae_ood_monitor.train.models import Encoder
 from vae_ood_monitor.train.prune import prune_encoder
 from vae_ood_monitor.train.qat import fuse, QatEncoder
 from vae_ood_monitor.train.quantize import fp16_bundle, quantize_static_bundle
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.train.models import VAE
 
-__all__ = ['Candidate', 'CandidateSpec', 'default_grid', 'pareto_front', 'run_search',
+__all__ = ['Candidate', 'CandidateSpec', 'build_candidate', 'default_grid', 'pareto_front',
+           'run_search',
            'select_grid']
 
 Assess = Callable[[Bundle], 'tuple[Bundle, dict[str, float]]']
@@ -44,7 +47,8 @@ class CandidateSpec:
 
     ``width`` None and ``input_scale`` 1 keep the teacher's architecture (``prune`` then removes
     that fraction of every convolution's channels, followed by distillation fine-tuning);
-    otherwise a strided student of that width and input scale is distilled.
+    otherwise a strided student of that width and input scale is distilled, with a patch stem
+    when ``stem_stride`` is 4 (``-p4`` in the grid's names).
     """
 
     name: str
@@ -53,6 +57,9 @@ class CandidateSpec:
     prune: float = 0.0
     precision: Precision = Precision.FP32
     qat: bool = False
+    stem_stride: int = 2
+    #: the student takes the teacher's stem, frozen (``-stem4`` in the grid's names: at stride 4)
+    teacher_stem: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'precision', Precision(self.precision))
@@ -104,6 +111,11 @@ def default_grid(target: str = 'cpu') -> list[CandidateSpec]:
                       precision=low),
         CandidateSpec(f'student-w0.25-s0.5-{low.value}', width=0.25, input_scale=0.5,
                       precision=low),
+        CandidateSpec(f'student-w0.5-p4-{low.value}', width=0.5, stem_stride=4, precision=low),
+        CandidateSpec(f'student-w0.25-p4-{low.value}', width=0.25, stem_stride=4,
+                      precision=low),
+        CandidateSpec(f'student-w0.25-stem4-{low.value}', width=0.25, stem_stride=4,
+                      teacher_stem=True, precision=low),
     ]
     if target == 'cpu':
         grid.append(CandidateSpec('student-w0.5-s0.5-int8-qat', width=0.5, input_scale=0.5,
@@ -124,9 +136,34 @@ def select_grid(target: str = 'cpu', names: Sequence[str] | None = None) -> list
     return [spec for spec in grid if spec.name in names]
 
 
+#: What a student bundle keeps of its teacher's provenance: how the teacher was trained (its
+#: augmented and guided shifts stay *named* for the student too).
+INHERITED = ('preset', 'run', 'train', 'data', 'selection')
+
+
+def build_candidate(spec: CandidateSpec, teacher: VAE, frames: FrameArray,
+                    calibration: FrameArray, config: DistillConfig | None = None, *,
+                    teacher_provenance: dict[str, Any] | None = None, progress: bool = True
+                    ) -> tuple[Bundle, dict[str, float]]:
+    """Build one candidate from ``teacher``: distil/prune, export, quantise (uncalibrated).
+
+    ``frames`` (the teacher's training frames, at its input size) teach the student;
+    ``calibration`` frames measure the latent gap and calibrate int8 activation ranges.
+    ``teacher_provenance`` (the teacher bundle's) passes on how the teacher was trained.
+    Returns the bundle and the student's latent gap to the teacher.
+    """
+    config = config or DistillConfig()
+    bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+    inherited = {k: v for k, v in (teacher_provenance or {}).items() if k in INHERITED}
+    if inherited:
+        bundle = bundle.with_manifest(provenance={**inherited, **bundle.manifest.provenance})
+    return bundle, gap
+
+
 def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: FrameArray,
            config: DistillConfig, progress: bool) -> tuple[Bundle, dict[str, float]]:
-    if spec.width is None and spec.input_scale == 1.0:
+    if (spec.width is None and spec.input_scale == 1.0 and spec.stem_stride == 2
+            and not spec.teacher_stem):
         layers = len(teacher.spec.channels)
         encoder = prune_encoder(teacher.encoder, [spec.prune] * layers) if spec.prune else None
         if encoder is not None:
@@ -134,8 +171,13 @@ def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: F
                                  progress=progress)
     else:
         sspec = student_spec(teacher.spec, width=spec.width or 1.0,
-                             input_scale=spec.input_scale)
-        encoder, _ = distill(teacher, sspec, frames, config, progress=progress)
+                             input_scale=spec.input_scale, stem_stride=spec.stem_stride,
+                             teacher_stem=spec.teacher_stem)
+        student = Encoder(sspec)
+        if spec.teacher_stem:
+            adopt_stem(student, teacher.encoder)
+        encoder, _ = distill(teacher, sspec, frames, config, student=student,
+                             progress=progress)
         if spec.prune:
             encoder = prune_encoder(encoder, [spec.prune] * len(sspec.channels))
             encoder, _ = distill(teacher, encoder.spec, frames, config, student=encoder,
@@ -198,7 +240,9 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
         path = folder / f'{spec.name}.vood'
         built = _reusable(spec, config, path) if resume else None
         if built is None:
-            bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+            bundle, gap = build_candidate(spec, teacher, frames, calibration, config,
+                                          teacher_provenance=teacher_bundle.manifest.provenance,
+                                          progress=progress)
             build_seconds = time.monotonic() - started
         else:
             bundle, gap, build_seconds = built
