@@ -36,6 +36,19 @@ def test_clean_drives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert len(frames) == 12 and len(set(frames.groups)) == 2
 
 
+def test_worker_processes_write_the_same_drives(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ['--sequences', 3, '--frames', 4, '--size', '40x30', '--shift', 'snow', '--seed', 9]
+    assert run(capsys, 'synth', tmp_path / 'one', *args, '--workers', 1)[0] == 0
+    assert run(capsys, 'synth', tmp_path / 'two', *args, '--workers', 2)[0] == 0
+    assert rows(tmp_path / 'one') == rows(tmp_path / 'two')  # severities drawn in drive order
+    for row in rows(tmp_path / 'one'):
+        assert (tmp_path / 'one' / row['file']).read_bytes() == (
+            tmp_path / 'two' / row['file']).read_bytes()
+    code, _, err = run(capsys, 'synth', tmp_path / 'bad', *args, '--workers', 0)
+    assert code == 2 and err == 'vae-ood synth: error: --workers 0 must be >= 1.\n'
+
+
 def test_m2_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / 'rain'
     code, _, _ = run(capsys, 'synth', out, '--sequences', 2, '--frames', 6, '--size', '40x30',

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from concurrent.futures import ProcessPoolExecutor
+import contextlib
+import multiprocessing
+import os
 from pathlib import Path
 
 from vae_ood_monitor.cli.common import add_force, parse_size, progress
@@ -30,24 +34,32 @@ def register(commands: argparse._SubParsersAction) -> None:
                         'in [0, 1]')
     parser.add_argument('--mode', default=None, choices=['id', 'm1', 'm2', 'm3'],
                         help='which frames are OOD (default: m1 with --shift, id without)')
+    parser.add_argument('--workers', type=int, default=None,
+                        help='processes rendering drives (default: one per CPU core)')
     add_force(parser)
     parser.set_defaults(func=_synth)
 
 
 def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int], seed: int,
                shift: str | None, severity: str, mode: str | None, force: bool,
-               show_progress: bool = True) -> int:
-    """Write ``sequences`` drives of ``frames`` frames to ``out``; return the frame count."""
+               show_progress: bool = True, workers: int | None = None) -> int:
+    """Write ``sequences`` drives of ``frames`` frames to ``out``; return the frame count.
+
+    Drives render in ``workers`` processes (default: one per CPU core); the frames written are
+    the same for any number of workers.
+    """
     import numpy as np
 
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.data.folder import FolderWriter
     from vae_ood_monitor.data.scenes import SceneConfig
-    from vae_ood_monitor.data.sequences import make_sequence, SequenceMode
+    from vae_ood_monitor.data.sequences import SequenceMode
     from vae_ood_monitor.data.shifts import sample_severity, ShiftKind
 
     if sequences < 1 or frames < 1:
         raise ConfigError(f'--sequences {sequences!r} and --frames {frames!r} must be >= 1.')
+    if workers is not None and workers < 1:
+        raise ConfigError(f'--workers {workers!r} must be >= 1.')
     kind = None if shift is None else _shift_kind(ShiftKind, shift)
     seq_mode = SequenceMode(mode or ('m1' if kind else 'id'))
     if kind is None and seq_mode is not SequenceMode.ID:
@@ -59,19 +71,34 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
     rng = np.random.default_rng(seed)
     period_ns = int(round(1e9 / config.fps))
     written = 0
-    drives = range(sequences)
-    if show_progress:
-        drives = progress(drives, sequences, f'synth {out.name}', 'drive')
-    with FolderWriter(out, force=force) as writer:
-        for number in drives:
-            level = 0.0 if kind is None else _severity(kind, severity, rng, sample_severity)
-            images, labels = make_sequence(seed + number, frames, kind, level, seq_mode, config)
+    # severities drawn in drive order first: the output does not depend on the worker count
+    levels = [0.0 if kind is None else _severity(kind, severity, rng, sample_severity)
+              for _ in range(sequences)]
+    jobs = [(seed + number, frames, kind, level, seq_mode, config)
+            for number, level in enumerate(levels)]
+    workers = max(1, min(workers or os.cpu_count() or 1, sequences))
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(FolderWriter(out, force=force))
+        if workers > 1:  # drives render independently: one process per core
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context('spawn')))
+            rendered = pool.map(_render, jobs)
+        else:
+            rendered = map(_render, jobs)
+        if show_progress:
+            rendered = progress(rendered, sequences, f'synth {out.name}', 'drive')
+        for (number, _, _, level, _, _), (images, labels) in zip(jobs, rendered):
             for index, (image, label) in enumerate(zip(images, labels)):
                 writer.write(image, label=int(label), stamp_ns=index * period_ns,
-                             sequence=seed + number, shift=kind.value if kind else 'none',
+                             sequence=number, shift=kind.value if kind else 'none',
                              severity=f'{level:.3f}')
                 written += 1
     return written
+
+
+def _render(job: tuple) -> tuple:  # type: ignore[type-arg]
+    from vae_ood_monitor.data.sequences import make_sequence
+    return make_sequence(*job)
 
 
 def _shift_kind(kinds: type, name: str):  # type: ignore[no-untyped-def]
@@ -99,6 +126,6 @@ def _severity(kind, text: str, rng, sampler) -> float:  # type: ignore[no-untype
 def _synth(args: argparse.Namespace) -> int:
     count = synthesize(args.out, sequences=args.sequences, frames=args.frames, size=args.size,
                        seed=args.seed, shift=args.shift, severity=args.severity, mode=args.mode,
-                       force=args.force)
+                       force=args.force, workers=args.workers)
     print(f'wrote {count} frames to {args.out}')
     return 0
