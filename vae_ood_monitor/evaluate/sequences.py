@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.typedefs import Encoder
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['LabelledSequence', 'ModeSummary', 'build_sequences', 'evaluate_sequences',
-           'format_sequence_table', 'write_timelines']
+__all__ = ['LabelledSequence', 'ModeSummary', 'build_sequence_sets', 'build_sequences',
+           'evaluate_sequences', 'format_sequence_table', 'write_timelines']
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,17 +105,30 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
     copy is its drive's frames unchanged: it takes their encodings from the drive's (encoded once)
     and names the drive as its ``base``.
     """
+    return build_sequence_sets([bundle], frames, shifts, modes=modes, per_kind=per_kind,
+                               seed=seed, encoders=[encoder])[0]
+
+
+def build_sequence_sets(bundles: Sequence[Bundle], frames: FrameArray, shifts: Sequence[str], *,
+                        modes: Sequence[str] = ('m1', 'm2', 'm3'), per_kind: int | None = None,
+                        seed: int = 0, encoders: Sequence[Encoder | None] | None = None
+                        ) -> list[list[LabelledSequence]]:
+    """:func:`build_sequences` for several bundles on the same shifted frames (rendered once)."""
     from vae_ood_monitor.data.sequences import shift_sequence
     from vae_ood_monitor.data.shifts import sample_severity
     from vae_ood_monitor.evaluate.scores import encodings_of_images
 
-    def encode(images: NDArray[np.uint8]) -> NDArray[np.float64]:
-        return encodings_of_images(bundle, images, encoder=encoder)
+    encoders = list(encoders) if encoders is not None else [None] * len(bundles)
+    if len(encoders) != len(bundles):
+        raise ValueError('one encoder (or None) per bundle')
+
+    def encode(images: NDArray[np.uint8]) -> list[NDArray[np.float64]]:
+        return [encodings_of_images(b, images, encoder=e) for b, e in zip(bundles, encoders)]
 
     groups = [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
     clean = encode(frames.images)
-    out = [LabelledSequence(f'id_{n}', 'none', 'id', clean[idx], np.zeros(len(idx), bool))
-           for n, idx in enumerate(groups)]
+    sets = [[LabelledSequence(f'id_{n}', 'none', 'id', rows[idx], np.zeros(len(idx), bool))
+             for n, idx in enumerate(groups)] for rows in clean]
     rng = np.random.default_rng([seed, 31337])
     for shift in shifts:
         for mode in modes:
@@ -123,12 +136,14 @@ def build_sequences(bundle: Bundle, frames: FrameArray, shifts: Sequence[str], *
                 severity = sample_severity(shift, 'test', rng)
                 images, truth = shift_sequence(frames.images[idx], shift, severity, mode,
                                                seed + 17 * n)
-                rows = clean[idx]  # its ID frames are the drive's frames, unchanged
-                if truth.any():
-                    rows[truth] = encode(images[truth])
-                out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, rows, truth,
-                                            severity, base=out[n].name))
-    return out
+                shifted = encode(images[truth]) if truth.any() else None
+                for which, out in enumerate(sets):
+                    rows = clean[which][idx]  # its ID frames are the drive's, unchanged
+                    if shifted is not None:
+                        rows[truth] = shifted[which]
+                    out.append(LabelledSequence(f'{shift}_{mode}_{n}', shift, mode, rows, truth,
+                                                severity, base=out[n].name))
+    return sets
 
 
 def _score(result: dict[str, NDArray[np.float64]], names: Sequence[str], key: str
