@@ -128,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images
-    from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
-                                                    format_sequence_table, LabelledSequence)
+    from vae_ood_monitor.evaluate.sequences import evaluate_sequences, format_sequence_table
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
 
@@ -165,12 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ood = {name: encodings_of_images(bundle, frames) for name, frames in images.items()}
     evaluation = evaluate_encodings(bundle, id_rows, ood)
     add_baseline(evaluation, bundle, test_set.images, images)
-    sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=args.seed)
-    floor_rows = ood[FLOOR]
-    for start in range(0, len(floor_rows), 100):
-        chunk = floor_rows[start:start + 100]
-        sequences.append(LabelledSequence(f'tub10_{start}', 'tub10', 'm1', chunk,
-                                          np.ones(len(chunk), bool)))
+    sequences = real_sequences(bundle, test_set, ood[FLOOR], args.seed)
     summary, _ = evaluate_sequences(bundle, sequences)
     evaluation.extra['sequences'] = summary
     table = format_sequence_table(summary)
@@ -202,6 +196,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def real_sequences(bundle, test_set, floor_rows, seed):  # type: ignore[no-untyped-def]
+    """Return the held-out stretches, rain and brightness copies of them, and tub 10 cut up."""
+    from vae_ood_monitor.evaluate.sequences import build_sequences, LabelledSequence
+
+    sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=seed)
+    for start in range(0, len(floor_rows), 100):
+        chunk = floor_rows[start:start + 100]
+        sequences.append(LabelledSequence(f'tub10_{start}', 'tub10', 'm1', chunk,
+                                          np.ones(len(chunk), bool)))
+    return sequences
+
+
+def sequence_cells(summary) -> str:  # type: ignore[no-untyped-def]
+    """Return CUSUM and per-frame rule figures: false alarms, missed spans, median delay."""
+    cells = []
+    for mode in ('cusum', 'threshold'):
+        m = summary['modes'][mode]
+        cells.append(f'{m["false_alarms"]} FA / {m["missed_segments"]} of {m["segments"]} '
+                     f'missed / delay {m["median_delay"]}')
+    return ' | '.join(cells)
+
+
 def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignore
                        ood_sets, options, args) -> None:
     """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
@@ -210,6 +226,9 @@ def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignor
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import run_search
+    from vae_ood_monitor.core.bundle import load_bundle
+    from vae_ood_monitor.evaluate.scores import encodings_of_images
+    from vae_ood_monitor.evaluate.sequences import evaluate_sequences
     from vae_ood_monitor.train.trainer import load_run
 
     assess = partial(calibrate_and_score, calib=calib_set, val=test_set, ood=ood_sets,
@@ -223,12 +242,16 @@ def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignor
         resume=True, log=lambda text: print(f'  {text}'))
     shifts = list(teacher_row.auroc)
     print('| model | median ms (640x480 rgb8, 1 thread) | '
-          + ' | '.join(shifts) + ' | max drop |')
-    print('|' + '---|' * (len(shifts) + 3))
+          + ' | '.join(shifts) + ' | max drop | sequences: CUSUM | per-frame rule |')
+    print('|' + '---|' * (len(shifts) + 5))
     for row in [teacher_row] + [r for r in rows if r is not teacher_row]:
+        bundle = load_bundle(row.path)
+        floor = encodings_of_images(bundle, ood_sets['tub10'].images)
+        summary, _ = evaluate_sequences(bundle, real_sequences(bundle, test_set, floor,
+                                                               args.seed))
         print(f'| {row.spec.name} | {row.median_ms:.3f} | '
               + ' | '.join(f'{row.auroc[s]:.3f}' for s in shifts)
-              + f' | {row.min_drop(teacher_row.auroc):+.3f} |')
+              + f' | {row.min_drop(teacher_row.auroc):+.3f} | {sequence_cells(summary)} |')
 
 
 if __name__ == '__main__':
