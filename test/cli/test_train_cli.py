@@ -208,3 +208,21 @@ def test_compress_rejects_an_unknown_candidate(work: Path, tmp_path: Path,
     code, _, err = run(capsys, 'compress', work / 'run', '--data', work / 'train', '--calib',
                        work / 'calib', '--out', tmp_path / 'c', '--distill-augment', 'lava')
     assert code != 0 and "Unknown shift(s) ['lava'] in --distill-augment" in err
+
+
+def test_compress_calibrates_the_deployed_bundle_on_whole_sequences(
+        work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # without --val the search calibrates on the first half of each 30-frame drive (15 frames:
+    # too short for a window-10 sequential test); lean.vood is calibrated on them whole
+    out = tmp_path / 'compress'
+    code, text, err = run(capsys, 'compress', work / 'run', '--data', work / 'train', '--calib',
+                          work / 'calib', '--out', out, '--candidates', 'student-w0.5-int8',
+                          '--shifts', 'rain', '--epochs', 1, '--bench-frames', 10,
+                          '--target-far', 0.05, '--window', 10, '--no-progress')
+    assert code == 0, err
+    searched = load_bundle(out / 'candidates' / 'student-w0.5-int8.vood').manifest
+    assert all(p.cusum is None for p in searched.partitions)
+    assert 'calibrating ' in text and ' on all of --calib for lean.vood' in text
+    lean = load_bundle(out / 'lean.vood').manifest
+    assert lean.metrics['calibration']['frames'] == 240
+    assert lean.partitions and all(p.cusum is not None for p in lean.partitions)

@@ -71,7 +71,8 @@ def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.data.dataset import load_frames
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
-    from vae_ood_monitor.evaluate.calibration import calibrate_and_score
+    from vae_ood_monitor.core.bundle import load_bundle, save_bundle
+    from vae_ood_monitor.evaluate.calibration import calibrate, calibrate_and_score
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.search import run_search, select_grid
     from vae_ood_monitor.train.trainer import load_run
@@ -84,7 +85,7 @@ def _compress(args: argparse.Namespace) -> int:
     info, teacher = load_run(args.run)
     height, width = info.spec.input_hw
     frames = with_transfer(load_frames(args.data, height, width), args)
-    calib = load_frames(args.calib, height, width)
+    calib = whole_calib = load_frames(args.calib, height, width)
     if args.val:
         val = load_frames(args.val, height, width)
     else:
@@ -103,7 +104,16 @@ def _compress(args: argparse.Namespace) -> int:
         resume=args.resume, log=lambda text: print(f'  {text}'))
     within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
     best = min(within, key=lambda r: r.median_ms) if within else teacher_row
-    shutil.copyfile(best.path, args.out / 'lean.vood')
+    if whole_calib is calib:
+        shutil.copyfile(best.path, args.out / 'lean.vood')
+    else:
+        # the search calibrated on the first halves of the sequences (the second halves judged
+        # the candidates): the deployed bundle is calibrated on them whole, like `calibrate`
+        # does, so that its sequential test sees sequences as long as the robot's
+        print(f'calibrating {best.spec.name} on all of --calib for lean.vood')
+        lean, _ = calibrate(load_bundle(best.path), whole_calib, options,
+                            log=lambda text: print(f'  {text}'))
+        save_bundle(lean, args.out / 'lean.vood', force=True)
     table = _table(rows, teacher_row, best, args.budget_auroc_drop)
     (args.out / 'pareto.md').write_text(table + '\n')
     _plot(rows, args.out / 'pareto.png')
