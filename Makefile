@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 $(STAMP): setup.py constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e '.[train,replay,test,ros]'
+	$(PIP) install --quiet -c constraints.txt -e '.[train,replay,test,ros,fleet]'
 	touch $(STAMP)
 
 venv: $(STAMP)

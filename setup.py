@@ -46,6 +46,9 @@ ROS = [pin + _ON_ROS_WHEELS for pin in (
     'ros-jazzy-lifecycle-msgs==2.0.3',
     'ros-jazzy-std-srvs==5.3.6',
 )]
+# Replaying a fleet's bag archive on a Ray cluster (`vae-ood replay MODEL BAG... --ray`): the
+# established engine for batch work across machines; the single-machine path needs nothing.
+FLEET = ['ray>=2.9'] + REPLAY
 TEST = [
     'flake8>=7',
     'flake8-builtins',
@@ -80,6 +83,7 @@ setup(
         'train': TRAIN,
         'test': TEST,
         'ros': ROS,
+        'fleet': FLEET,
         'all': sorted(set(REPLAY + TRAIN)),
     },
     zip_safe=True,

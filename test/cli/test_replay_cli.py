@@ -37,7 +37,7 @@ def test_bag_then_replay(work: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
                          '--topic', '/cam/image_raw/compressed', '--compressed', 'jpeg',
                          '--rate', 5, '--storage', 'sqlite3', '--size', '64x48')
     assert code == 0 and 'wrote' in out and '12 frames on /cam/image_raw/compressed' in out
-    code, out, err = run(capsys, 'replay', tmp_path / 'b', '--model', work / 'model.vood',
+    code, out, err = run(capsys, 'replay', work / 'model.vood', tmp_path / 'b',
                          '--out', tmp_path / 'o', '--report', tmp_path / 'r', '--json')
     assert code == 0, err
     summary = json.loads(out)
@@ -49,7 +49,7 @@ def test_bag_then_replay(work: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_replay_prints_a_summary(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, 'replay', work / 'bag', '--model', work / 'model.vood',
+    code, out, err = run(capsys, 'replay', work / 'model.vood', work / 'bag',
                          '--decision', 'threshold', '--start', 0.5)
     assert code == 0, err
     assert 'replayed 30 of 30 frame(s)' in out
@@ -60,25 +60,25 @@ def test_replay_prints_a_summary(work: Path, capsys: pytest.CaptureFixture[str])
 def test_baseline_regression(work: Path, tmp_path: Path,
                              capsys: pytest.CaptureFixture[str]) -> None:
     model, bag = work / 'model.vood', work / 'bag'
-    assert run(capsys, 'replay', bag, '--model', model, '--report', tmp_path / 'base')[0] == 0
+    assert run(capsys, 'replay', model, bag, '--report', tmp_path / 'base')[0] == 0
     baseline = tmp_path / 'base' / 'summary.json'
-    code, out, _ = run(capsys, 'replay', bag, '--model', model, '--baseline', baseline)
+    code, out, _ = run(capsys, 'replay', model, bag, '--baseline', baseline)
     assert code == 0 and 'baseline: all 1 alarm span(s) match within 0.5 s' in out
     data = json.loads(baseline.read_text())
     span = data['cameras']['cam_image_raw']['alarm_spans'][0]
     span['start_s'] -= 0.3
     (tmp_path / 'near.json').write_text(json.dumps(data))
-    code, out, _ = run(capsys, 'replay', bag, '--model', model, '--baseline',
+    code, out, _ = run(capsys, 'replay', model, bag, '--baseline',
                        tmp_path / 'near.json')
     assert code == 0
     span['start_s'] -= 0.5
     (tmp_path / 'far.json').write_text(json.dumps(data))
-    code, out, _ = run(capsys, 'replay', bag, '--model', model, '--baseline',
+    code, out, _ = run(capsys, 'replay', model, bag, '--baseline',
                        tmp_path / 'far.json')
     assert code == 1
     assert 'cam_image_raw: shifted alarm span: baseline' in out
     assert '(start +0.800 s, end +0.000 s; tolerance 0.5 s)' in out
-    code, out, _ = run(capsys, 'replay', bag, '--model', model, '--baseline',
+    code, out, _ = run(capsys, 'replay', model, bag, '--baseline',
                        tmp_path / 'far.json', '--tolerance', 1.0)
     assert code == 0
 
@@ -90,7 +90,7 @@ def test_damaged_bag_exits_zero_with_a_warning(work: Path, tmp_path: Path,
     storage = tmp_path / 'b' / 'b.mcap'
     with open(storage, 'r+b') as stream:
         stream.truncate(storage.stat().st_size // 2)
-    code, out, err = run(capsys, 'replay', tmp_path / 'b', '--model', work / 'model.vood',
+    code, out, err = run(capsys, 'replay', work / 'model.vood', tmp_path / 'b',
                          '--out', tmp_path / 'o', '--report', tmp_path / 'r')
     assert code == 0
     assert 'warning: the bag is damaged: reading stopped after' in err
@@ -129,30 +129,30 @@ def bad_inputs(work: Path, tmp_path: Path) -> dict[str, tuple[list[object], str]
     (tmp_path / 'cut.mcap').write_bytes((work / 'bag' / 'bag.mcap').read_bytes()[:100])
     (tmp_path / 'taken').mkdir()
     (tmp_path / 'empty').mkdir()
-    model = ['--model', work / 'model.vood']
+    model = work / 'model.vood'
     return {
-        'missing bag': ([tmp_path / 'nope', *model], 'does not exist'),
-        'text file': ([tmp_path / 'notes.txt', *model], 'is not a ROS 2 bag'),
-        'empty folder': ([tmp_path / 'empty', *model], 'neither metadata.yaml nor'),
-        'missing topic': ([work / 'bag', *model, '--topic', '/rear'],
+        'missing bag': ([model, tmp_path / 'nope'], 'does not exist'),
+        'text file': ([model, tmp_path / 'notes.txt'], 'is not a ROS 2 bag'),
+        'empty folder': ([model, tmp_path / 'empty'], 'neither metadata.yaml nor'),
+        'missing topic': ([model, work / 'bag', '--topic', '/rear'],
                           "Topic '/rear' is not in bag .*; its image topics are: "
                           '/cam/image_raw'),
-        'output exists': ([work / 'bag', *model, '--out', tmp_path / 'taken'],
+        'output exists': ([model, work / 'bag', '--out', tmp_path / 'taken'],
                           "Output '.*taken' exists; choose another path or pass --force"),
-        'report exists': ([work / 'bag', *model, '--report', tmp_path / 'taken'],
+        'report exists': ([model, work / 'bag', '--report', tmp_path / 'taken'],
                           "Report folder '.*taken' exists"),
-        'missing model': ([work / 'bag', '--model', tmp_path / 'nope.vood'], 'nope.vood'),
-        'bad labels': ([work / 'bag', *model, '--labels', tmp_path / 'notes.txt'],
+        'missing model': ([tmp_path / 'nope.vood', work / 'bag'], 'nope.vood'),
+        'bad labels': ([model, work / 'bag', '--labels', tmp_path / 'notes.txt'],
                        'missing column'),
-        'bad window': ([work / 'bag', *model, '--start', 3, '--end', 1],
+        'bad window': ([model, work / 'bag', '--start', 3, '--end', 1],
                        '--end 1.0 must be after --start 3.0'),
-        'not an image topic': ([odd, *model, '--topic', '/chatter'],
+        'not an image topic': ([model, odd, '--topic', '/chatter'],
                                "Topic '/chatter' has type 'std_msgs/msg/String', not "
                                'sensor_msgs/msg/Image'),
-        'mixed sizes': ([odd, *model, '--topic', '/cam', '--out', tmp_path / 'o'],
+        'mixed sizes': ([model, odd, '--topic', '/cam', '--out', tmp_path / 'o'],
                         "Topic '/cam' changes frame format at message 2: 32x24 mono8 -> "
                         '16x12 mono8'),
-        'truncated': ([tmp_path / 'cut.mcap', *model], 'truncated or corrupt before its first '
+        'truncated': ([model, tmp_path / 'cut.mcap'], 'truncated or corrupt before its first '
                       'message'),
     }
 

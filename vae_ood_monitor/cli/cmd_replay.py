@@ -20,15 +20,38 @@ STORAGES = ('mcap', 'sqlite3')
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the replay and bag commands."""
     parser = commands.add_parser(
-        'replay', help='run the monitor over a ROS 2 bag exactly like the live node',
-        description='Reads a ROS 2 bag (a bag folder or one .mcap/.db3 file; no ROS needed), '
-        'runs the monitor on its camera topics with per-camera state and header stamps as the '
-        "node does, and optionally writes the node's output topics into a new bag, a report "
-        '(summary.json, timeline plots, ground-truth metrics) and a regression comparison '
-        'with a baseline summary (exit code 1 when alarm spans differ). A damaged bag is '
-        'processed up to the damage (exit 0 with a warning).')
-    parser.add_argument('bag', type=Path, help='bag folder, .mcap or .db3 file')
-    parser.add_argument('--model', type=Path, required=True, help='calibrated bundle (.vood)')
+        'replay', help='run the monitor over ROS 2 bags exactly like the live node',
+        description='MODEL BAG: reads a ROS 2 bag (a bag folder or one .mcap/.db3 file; no ROS '
+        'needed), runs the monitor on its camera topics with per-camera state and header '
+        "stamps as the node does, and optionally writes the node's output topics into a new "
+        'bag, a report (summary.json, timeline plots, ground-truth metrics) and a regression '
+        'comparison with a baseline summary (exit code 1 when alarm spans differ). A damaged '
+        'bag is processed up to the damage (exit 0 with a warning). MODEL BAG... (several '
+        'bags, folders of bags or .txt lists of bags, or --workers/--ray): replays a fleet '
+        'archive into --report DIR (a result folder per bag, fleet.json and fleet.md), '
+        '--workers N processes at a time or as tasks on a Ray cluster (--ray); a bag that '
+        'cannot be read is reported and the others go on; --resume continues an interrupted '
+        'run; --baseline compares with an earlier fleet report (exit code 1 when any bag '
+        'changed its alarms or lost detections).')
+    parser.add_argument('paths', nargs='+', type=Path, metavar='MODEL BAG',
+                        help='the calibrated bundle (.vood), then one or more bags, folders '
+                        'of bags or .txt lists of bags')
+    parser.add_argument('--model', type=Path, default=None,
+                        help='deprecated: give the model first instead (vae-ood replay MODEL '
+                        'BAG)')
+    parser.add_argument('--workers', type=int, default=None, metavar='N',
+                        help='several bags: replay N at a time in processes on this machine '
+                        '(default 1)')
+    parser.add_argument('--ray', default=None, metavar='ADDRESS',
+                        help="several bags: run each as a task on a Ray cluster ('auto' to "
+                        "join the cluster this machine belongs to, an address, or 'local' for "
+                        'a Ray instance started here; needs the fleet extra)')
+    parser.add_argument('--resume', action='store_true',
+                        help='several bags: keep the complete results an interrupted run left '
+                        'in --report (made with the same model)')
+    parser.add_argument('--write-bags', action='store_true',
+                        help="several bags: write each bag's output topics to "
+                        'REPORT/bags/<bag>/bag')
     parser.add_argument('--topic', action='append', default=[], dest='topics', metavar='TOPIC',
                         help='camera topic (sensor_msgs/Image or CompressedImage); repeat for '
                         "several cameras (default: the bag's only image topic)")
@@ -42,7 +65,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--debug-image', action='store_true',
                         help='also write ood/<camera>/debug_image (rgb8 overlay for rviz)')
     parser.add_argument('--report', type=Path, default=None, metavar='DIR',
-                        help='write DIR/summary.json and DIR/<camera>/timeline.png')
+                        help='write DIR/summary.json and DIR/<camera>/timeline.png (several '
+                        'bags: DIR/fleet.json, DIR/fleet.md and DIR/bags/<bag>/)')
     parser.add_argument('--labels', type=Path, default=None, metavar='CSV',
                         help='ground truth stamp_ns,label[,topic] (default: BAG/labels.csv '
                         'when present)')
@@ -60,8 +84,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--latency-budget-ms', type=float, default=None, metavar='MS',
                         help='diagnostics turn WARN when p99 latency exceeds it (as the node)')
     parser.add_argument('--baseline', type=Path, default=None, metavar='SUMMARY_JSON',
-                        help='compare alarm spans with an earlier summary.json; exit 1 if '
-                        'they differ beyond --tolerance')
+                        help='compare alarm spans with an earlier summary.json (several bags: '
+                        'an earlier fleet.json or its folder); exit 1 if they differ beyond '
+                        '--tolerance')
     parser.add_argument('--tolerance', type=float, default=0.5, metavar='SECONDS',
                         help='allowed shift of alarm span starts and ends (default 0.5 s)')
     parser.add_argument('--allow-mixed', action='store_true',
@@ -111,6 +136,91 @@ def _warn(command: str, text: str) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from vae_ood_monitor.core.errors import ConfigError
+    from vae_ood_monitor.replay.fleet import find_bags
+
+    paths = list(args.paths)
+    if args.model is not None:
+        _warn('replay', '--model is deprecated: give the model first (vae-ood replay MODEL '
+              'BAG...)')
+        model = args.model
+    elif len(paths) < 2:
+        raise ConfigError('Give the model and at least one bag: vae-ood replay MODEL BAG...')
+    else:
+        model = paths.pop(0)
+    fleet = (len(paths) > 1 or _holds_bags(paths[0]) or args.workers is not None
+             or args.ray is not None or args.resume)
+    if fleet:
+        return _replay_fleet(args, model, find_bags(paths))
+    if args.write_bags:
+        raise ConfigError('--write-bags is for several bags; with one, --out OUT_BAG.')
+    args.bag, args.model = paths[0], model
+    return _replay_one(args)
+
+
+def _holds_bags(path: Path) -> bool:
+    """Whether one path names several bags: a folder of bags or a .txt list of them."""
+    from vae_ood_monitor.replay.fleet import holds_bags
+
+    if path.is_dir():
+        return holds_bags(path)
+    if path.suffix == '.txt' and path.is_file():
+        lines = [line.strip() for line in path.read_text(errors='replace').splitlines()]
+        named = [line for line in lines if line and not line.startswith('#')]
+        return bool(named) and all((path.parent / line).exists() for line in named)
+    return False
+
+
+#: single-bag options that a fleet replay does not take, with what to use instead
+_NOT_FOR_FLEETS = {'out': 'use --write-bags', 'labels': 'each bag uses its own labels.csv',
+                   'start': None, 'end': None, 'copy_input': None, 'debug_image': None,
+                   'latency_budget_ms': None, 'allow_mixed': None}
+
+
+def _replay_fleet(args: argparse.Namespace, model: Path, bags: list[Path]) -> int:
+    import shutil
+
+    from vae_ood_monitor.core.errors import ConfigError
+    from vae_ood_monitor.replay.fleet import compare_fleets, format_fleet, load_fleet, run_fleet
+
+    for name, instead in _NOT_FOR_FLEETS.items():
+        if getattr(args, name) not in (None, False):
+            flag = '--' + name.replace('_', '-')
+            raise ConfigError(f'{flag} is for one bag; several bags are replayed whole, '
+                              'each as the node would' + (f' ({instead}).' if instead else '.'))
+    if args.report is None:
+        raise ConfigError('Several bags need --report DIR: the fleet report and a result '
+                          'folder per bag go there.')
+    if args.baseline is not None:
+        baseline = load_fleet(args.baseline)  # fail fast, before hours of replay
+    if args.report.exists() and args.force and not args.resume:
+        shutil.rmtree(args.report)
+    report = run_fleet(model, bags, args.report, workers=args.workers or 1,
+                       ray_address=args.ray, topics=tuple(args.topics), decision=args.decision,
+                       write_bags=args.write_bags, resume=args.resume,
+                       log=lambda text: print(text, file=sys.stderr if args.json else sys.stdout))
+    data = report.as_dict()
+    if args.json:
+        emit_json(data)
+    else:
+        print(format_fleet(data))
+        print(f'report: {args.report / "fleet.md"}')
+    failed = [r for r in report.rows if r['status'] == 'failed']
+    for row in failed:
+        _warn('replay', f"{row['key']} could not be replayed: {row['error']}")
+    if args.baseline is None:
+        return 0
+    comparison = compare_fleets(baseline, load_fleet(args.report), args.tolerance)
+    stream = sys.stderr if args.json else sys.stdout
+    for line in comparison.lines():
+        print(line, file=stream)
+    print(f'baseline: {comparison.same} bag(s) unchanged, {len(comparison.changed)} changed '
+          f'({comparison.new_alarms} new alarm span(s), {comparison.lost_detections} lost '
+          f'detection(s)), {len(comparison.newly_failed)} newly failed', file=stream)
+    return 0 if comparison.ok else 1
+
+
+def _replay_one(args: argparse.Namespace) -> int:
     import cv2
 
     from vae_ood_monitor.core.errors import ReplayError
