@@ -35,7 +35,7 @@ def test_quick_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert float(rows['rain'].split(' | ')[1]) > 0.8  # the tiny model still sees heavy rain
     assert '| all sequences | cusum | ' in out
     assert "2/7 training the 'tiny' preset (the teacher)" in out
-    assert '4/7 compressing: distilling student-w0.25-stem4-int8 from the teacher' in out
+    assert '4/7 compressing: distilling student-w0.25-stem24-int8 from the teacher' in out
     model = load_bundle(work / 'model.vood')
     assert model.manifest.calibrated and model.manifest.model.latent_dim == 8
     # the default alert: the generic partition over the activation statistics

@@ -41,6 +41,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'config'
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+#: How long a wait may take before it counts as failed: a node process starting on a loaded
+#: 2-core machine (rclpy, DDS discovery, a model) took over 10 s once. A wait that succeeds
+#: returns at once, so only a failing test pays it.
+STARTUP_S = 30.0
 _DOMAINS = itertools.count()
 
 
@@ -171,7 +175,7 @@ class RosGraph:
         """Spin the client for ``seconds``."""
         self.spin_until(lambda: False, seconds)
 
-    def spin_until(self, condition: Callable[[], bool], timeout: float = 10.0,
+    def spin_until(self, condition: Callable[[], bool], timeout: float = STARTUP_S,
                    each: Callable[[], None] | None = None, period: float = 0.02) -> bool:
         """Spin until ``condition()`` holds (True) or ``timeout`` passes (False)."""
         deadline = time.monotonic() + timeout
@@ -183,7 +187,7 @@ class RosGraph:
                 return True
         return False
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 10.0) -> Any:
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = STARTUP_S) -> Any:
         """Call a service of a node under test; return its response (fails on timeout)."""
         client = self.node.create_client(srv_type, name)
         try:

@@ -117,6 +117,19 @@ def test_a_student_with_the_teachers_stem_keeps_it_and_its_statistics() -> None:
                                    teacher.encoder.features[:3](x)[:, :, ::2, ::2], atol=1e-6)
     with pytest.raises(ConfigError, match='does not match'):
         adopt_stem(Encoder(student_spec(teacher.spec, width=2.0)), teacher.encoder)
+    # (2, 4): every other column of the teacher's first block (twice the positions for the
+    # statistics), and every other row of that for the next block
+    spec = student_spec(teacher.spec, width=0.25, stem_stride=(2, 4), teacher_stem=True)
+    columns = Encoder(spec).eval()
+    adopt_stem(columns, teacher.encoder)
+    with torch.no_grad():
+        first = teacher.encoder.features[:3](x)
+        np.testing.assert_allclose(columns.features[:3](x), first[:, :, :, ::2], atol=1e-6)
+        np.testing.assert_allclose(columns.features[:4](x), first[:, :, ::2, ::2], atol=1e-6)
+        assert columns(x)[0].shape == (2, teacher.spec.latent_dim)
+    assert spec.feature_hw == Encoder(spec).spec.feature_hw
+    with pytest.raises(ConfigError, match='multiple of rows'):
+        student_spec(teacher.spec, stem_stride=(4, 6))
     with pytest.raises(ConfigError, match="teacher's input size"):
         student_spec(teacher.spec, input_scale=0.5, teacher_stem=True)
 

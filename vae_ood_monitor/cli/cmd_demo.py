@@ -50,7 +50,7 @@ PLANS = {
 # evaluates the sequential decision on the two shifts that training augments.
 SEQUENCE_SHIFTS = ('rain', 'brightness')
 #: The lean bundle the demo deploys: `vae-ood compress --candidates` names the same recipe.
-LEAN_RECIPE = 'student-w0.25-stem4-int8'
+LEAN_RECIPE = 'student-w0.25-stem24-int8'
 ENSEMBLE_RECIPE = 'student-w0.25-p4-int8'
 
 
@@ -61,8 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description='Runs the whole workflow on synthetic road scenes in a work folder: renders '
         'drives, trains a model of the default preset (the teacher, guided rain and '
         f'brightness dims), compresses it into a lean bundle ({LEAN_RECIPE}: a quarter-width '
-        "student that keeps the teacher's first convolution, run at stride 4, distilled from "
-        'the teacher and quantised to int8), '
+        "student that keeps the teacher's first convolution at every other column, distilled "
+        'from the teacher and quantised to int8), '
         'calibrates both with the default alert (the generic partition and its sequential '
         'test), evaluates every OOD shift frame by frame beside the built-in colour baseline '
         'and the decision rules on m1/m2/m3 sequences, times the full monitor path of both, '

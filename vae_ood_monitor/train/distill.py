@@ -45,7 +45,8 @@ def round_channels(channels: float, multiple: int = 8) -> int:
 
 
 def student_spec(teacher: EncoderSpec, *, width: float = 0.5, depth: int | None = None,
-                 input_scale: float = 1.0, multiple: int = 8, stem_stride: int = 2,
+                 input_scale: float = 1.0, multiple: int = 8,
+                 stem_stride: int | tuple[int, int] = 2,
                  teacher_stem: bool = False) -> EncoderSpec:
     """Design a strided student: ``width`` x the teacher's channels, ``depth`` stages.
 

@@ -51,11 +51,13 @@ class EncoderSpec:
     hidden: tuple[int, ...] = ()
     logvar_range: tuple[float, float] | None = None
     #: ``strided`` only: the stride of the first convolution (same kernel and padding as the
-    #: other blocks). 4 evaluates a stride-2 stem at every other position: the first block
-    #: still sees every input pixel (a 4x4 kernel at stride 4 tiles the image), at a quarter of
-    #: the cost, where halving the input would blur fine detail (noise, rain streaks) away
-    #: before any layer sees it. Encoder only (distilled students).
-    stem_stride: int = 2
+    #: other blocks), one number or (rows, columns). 4 evaluates a stride-2 stem at every other
+    #: position: the first block still sees every input pixel (a 4x4 kernel at stride 4 tiles
+    #: the image), at a quarter of the cost, where halving the input would blur fine detail
+    #: (noise, rain streaks) away before any layer sees it. (2, 4) keeps every other column
+    #: only, at half the cost: the first block's statistics then come from twice the positions,
+    #: and the next block takes every other row of it. Encoder only (distilled students).
+    stem_stride: int | tuple[int, int] = 2
 
     def __post_init__(self) -> None:
         if self.logvar_range is not None:
@@ -72,11 +74,16 @@ class EncoderSpec:
         if not self.channels or min(self.channels) < 1 or self.latent_dim < 1:
             raise ConfigError(f'channels {self.channels!r} and latent_dim {self.latent_dim!r} '
                               'must be positive.')
-        if (isinstance(self.stem_stride, bool) or not isinstance(self.stem_stride, int)
-                or self.stem_stride < 2 or (self.stem_stride != 2 and self.arch != 'strided')):
-            raise ConfigError(f'stem_stride {self.stem_stride!r} must be an integer >= 2 (other '
-                              "than 2 only for the 'strided' arch).")
-        if min(self.input_hw) < 2 ** (len(self.channels) - 1) * self.stem_stride:
+        stride = self.stem_stride
+        pair = tuple(stride) if isinstance(stride, (list, tuple)) else (stride, stride)
+        if (len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 2
+                                  for v in pair) or pair[1] % pair[0]
+                or (pair != (2, 2) and self.arch != 'strided')):
+            raise ConfigError(f'stem_stride {stride!r} must be an integer >= 2 or (rows, columns) '
+                              'with columns a multiple of rows (other than 2 only for the '
+                              "'strided' arch).")
+        object.__setattr__(self, 'stem_stride', pair[0] if pair[0] == pair[1] else pair)
+        if min(self.input_hw) < 2 ** (len(self.channels) - 1) * max(pair):
             raise ConfigError(f'input {self.input_hw!r} is too small for {len(self.channels)} '
                               'strided stages.')
 
@@ -87,12 +94,20 @@ class EncoderSpec:
         for stage, _ in enumerate(self.channels):
             if self.arch == 'strided':
                 pad = (self.kernel - 1) // 2
-                stride = self.stem_stride if stage == 0 else 2
-                h = (h + 2 * pad - self.kernel) // stride + 1
-                w = (w + 2 * pad - self.kernel) // stride + 1
+                rows, cols = self.stem_strides if stage == 0 else (2, 2)
+                h = (h + 2 * pad - self.kernel) // rows + 1
+                w = (w + 2 * pad - self.kernel) // cols + 1
+                if rows != cols:  # every (cols / rows)-th row goes on
+                    h = -(-h // (cols // rows))
             else:
                 h, w = h // 2, w // 2
         return h, w
+
+    @property
+    def stem_strides(self) -> tuple[int, int]:
+        """The stem's (rows, columns) stride."""
+        stride = self.stem_stride
+        return tuple(stride) if isinstance(stride, tuple) else (stride, stride)  # type: ignore
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form."""
@@ -145,6 +160,18 @@ def get_preset(name: str, **overrides: Any) -> Preset:
     return replace(preset, **overrides) if overrides else preset
 
 
+class RowSubsample(nn.Module):
+    """Keep every ``step``-th row of a (N, C, H, W) map (after a (1, step)-anisotropic stem)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x[:, :, ::step]``."""
+        return x[:, :, ::self.step]
+
+
 class Encoder(nn.Module):
     """Image (N, 3, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
 
@@ -156,9 +183,11 @@ class Encoder(nn.Module):
         for stage, cout in enumerate(spec.channels):
             if spec.arch == 'strided':
                 pad = (spec.kernel - 1) // 2
-                stride = spec.stem_stride if stage == 0 else 2
+                stride = spec.stem_strides if stage == 0 else (2, 2)
                 layers += [nn.Conv2d(cin, cout, spec.kernel, stride, pad, bias=False),
                            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+                if stride[0] != stride[1]:
+                    layers.append(RowSubsample(stride[1] // stride[0]))
             else:
                 layers += [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
                            nn.LeakyReLU(0.1, inplace=True), nn.MaxPool2d(2)]

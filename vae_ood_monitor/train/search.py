@@ -48,7 +48,7 @@ class CandidateSpec:
     ``width`` None and ``input_scale`` 1 keep the teacher's architecture (``prune`` then removes
     that fraction of every convolution's channels, followed by distillation fine-tuning);
     otherwise a strided student of that width and input scale is distilled, with a patch stem
-    when ``stem_stride`` is 4 (``-p4`` in the grid's names).
+    when ``stem_stride`` is 4 (``-p4`` in the grid's names; (2, 4): every other column only).
     """
 
     name: str
@@ -57,8 +57,9 @@ class CandidateSpec:
     prune: float = 0.0
     precision: Precision = Precision.FP32
     qat: bool = False
-    stem_stride: int = 2
-    #: the student takes the teacher's stem, frozen (``-stem4`` in the grid's names: at stride 4)
+    stem_stride: int | tuple[int, int] = 2
+    #: the student takes the teacher's stem, frozen (``-stem4`` in the grid's names: at stride
+    #: 4; ``-stem24``: at stride 2 down the rows, 4 across)
     teacher_stem: bool = False
 
     def __post_init__(self) -> None:
@@ -115,6 +116,8 @@ def default_grid(target: str = 'cpu') -> list[CandidateSpec]:
         CandidateSpec(f'student-w0.25-p4-{low.value}', width=0.25, stem_stride=4,
                       precision=low),
         CandidateSpec(f'student-w0.25-stem4-{low.value}', width=0.25, stem_stride=4,
+                      teacher_stem=True, precision=low),
+        CandidateSpec(f'student-w0.25-stem24-{low.value}', width=0.25, stem_stride=(2, 4),
                       teacher_stem=True, precision=low),
     ]
     if target == 'cpu':
