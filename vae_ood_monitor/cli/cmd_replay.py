@@ -33,10 +33,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         'cannot be read is reported and the others go on; --resume continues an interrupted '
         'run; --baseline compares with an earlier fleet report (exit code 1 when any bag '
         'changed its alarms or lost detections).')
-    parser.add_argument('paths', nargs='+', type=Path, metavar='MODEL BAG',
-                        help='the calibrated bundle (.vood), then one or more bags, folders '
-                        'of bags or .txt lists of bags')
-    parser.add_argument('--model', type=Path, default=None,
+    parser.add_argument('model', type=Path, metavar='MODEL', help='the calibrated bundle (.vood)')
+    parser.add_argument('bags', nargs='*', type=Path, metavar='BAG',
+                        help='bags (a bag folder, .mcap or .db3 file), folders of bags or .txt '
+                        'lists of bags')
+    parser.add_argument('--model', dest='model_option', type=Path, default=None, metavar='MODEL',
                         help='deprecated: give the model first instead (vae-ood replay MODEL '
                         'BAG)')
     parser.add_argument('--workers', type=int, default=None, metavar='N',
@@ -139,15 +140,14 @@ def _replay(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.replay.fleet import find_bags
 
-    paths = list(args.paths)
-    if args.model is not None:
+    if args.model_option is not None:
         _warn('replay', '--model is deprecated: give the model first (vae-ood replay MODEL '
               'BAG...)')
-        model = args.model
-    elif len(paths) < 2:
+        model, paths = args.model_option, [args.model, *args.bags]
+    elif not args.bags:
         raise ConfigError('Give the model and at least one bag: vae-ood replay MODEL BAG...')
     else:
-        model = paths.pop(0)
+        model, paths = args.model, list(args.bags)
     fleet = (len(paths) > 1 or _holds_bags(paths[0]) or args.workers is not None
              or args.ray is not None or args.resume)
     if fleet:
