@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 import signal
 import time
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -18,16 +17,6 @@ from vood_testing import make_bundle
 
 NODE = 'ood_gate'
 FRAME = np.full((12, 16, 3), 100, np.uint8)
-
-
-@pytest.fixture
-def graph(tmp_path: Path) -> Iterator[RosGraph]:
-    """A private ROS domain, torn down after the test."""
-    g = RosGraph(tmp_path)
-    try:
-        yield g
-    finally:
-        g.close()
 
 
 def twist(x: float = 1.0, yaw: float = 0.5) -> Twist:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,16 +39,6 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           threshold=1.5)
     return save_bundle(base.with_manifest(partitions=(partition,)),
                        tmp_path_factory.mktemp('model') / 'ctl.vood')
-
-
-@pytest.fixture
-def graph(tmp_path: Path) -> Iterator[RosGraph]:
-    """A private ROS domain, torn down after the test."""
-    g = RosGraph(tmp_path)
-    try:
-        yield g
-    finally:
-        g.close()
 
 
 def _status(diagnostics: list[Any], name: str) -> Any | None:
