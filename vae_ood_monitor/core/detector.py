@@ -84,16 +84,19 @@ class PartitionDetector:
                       if params and cap is not None else None)
         self.baseline = Baseline(partition.baseline) if partition.baseline else None
 
-    def update(self, kl: NDArray[np.float64], row: NDArray[np.float64] | None = None
+    def update(self, kl: NDArray[np.float64] | None, row: NDArray[np.float64] | None = None
                ) -> PartitionState:
         """Consume one frame and return the partition's state.
 
-        ``kl``: the frame's per-dim KL (D,); ``row``: its encoding row (what a generic
-        partition scores). A change partition scores relative to its own recent past (its
-        reference is frozen while the partition triggers).
+        ``kl``: the frame's per-dim KL (D,), what a KL partition sums (None will do for a
+        generic partition); ``row``: its encoding row (what a generic partition scores). A
+        change partition scores relative to its own recent past (its reference is frozen while
+        the partition triggers).
         """
         density = self.partition.density
         if density is None:
+            if kl is None:
+                raise ValueError(f'partition {self.name!r} sums per-dim KL; pass kl')
             raw = score = float(kl[self.dims].sum())
         elif row is None:
             raise ValueError(f'partition {self.name!r} scores encoding rows; pass row=')
@@ -188,7 +191,7 @@ class Decider:
             states = tuple(d.update(row) for d in self.detectors)
         else:
             # the per-dim KL only when a KL partition reads it (a generic one scores the row)
-            kl = self.layout.kl(row) if self._needs_kl else row
+            kl = self.layout.kl(row) if self._needs_kl else None
             states = tuple(d.update(kl, row) for d in self.detectors)
         fired = tuple(s.name for s in states if s.triggered)
         return states, fired, self.latch.update(bool(fired))

@@ -96,6 +96,11 @@ def _enum(cls: type, value: object, name: str):  # type: ignore[no-untyped-def]
             f'{name} {value!r} is not supported; choose one of: {choices}.') from None
 
 
+#: Smallest frame (pixels) whose area resize pads 3 planes to 4 first (measured break-even
+#: is well below a 320x240 frame)
+_PAD_PIXELS = 320 * 240
+
+
 def resize_image(image: NDArray[np.uint8], width: int, height: int,
                  interpolation: Interpolation | str = Interpolation.AREA) -> NDArray[np.uint8]:
     """Resize an (h, w, c) uint8 image to (height, width, c).
@@ -131,11 +136,6 @@ def _resize(image: NDArray[np.uint8], width: int, height: int,
         if image.shape[0] == height and image.shape[1] == width:
             return image
     return cv2.resize(image, (width, height), interpolation=_CV_INTERPOLATION[interpolation])
-
-
-#: Smallest frame (pixels) whose area resize pads 3 planes to 4 first (measured break-even
-#: is well below a 320x240 frame)
-_PAD_PIXELS = 320 * 240
 
 
 class Preprocessor:

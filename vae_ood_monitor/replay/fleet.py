@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from vae_ood_monitor.core.errors import ConfigError, VaeOodError
 
 __all__ = ['FleetComparison', 'FleetJob', 'FleetReport', 'bag_keys', 'bundle_digest',
-           'compare_fleets',
-           'find_bags', 'holds_bags', 'format_fleet', 'load_fleet', 'replay_one', 'run_fleet']
+           'compare_fleets', 'find_bags', 'format_fleet', 'holds_bags', 'load_fleet',
+           'replay_one', 'run_fleet']
 
 FLEET_SCHEMA = 1
 BAG_SUFFIXES = ('.mcap', '.db3')
@@ -54,6 +54,8 @@ class FleetJob:
     topics: tuple[str, ...] = ()
     decision: str | None = None
     write_bag: bool = False
+    #: :func:`bundle_digest` of ``model``, recorded with the result (what --resume matches)
+    bundle_sha256: str = ''
 
 
 def is_bag(path: Path) -> bool:
@@ -152,8 +154,7 @@ def replay_one(job: FleetJob) -> dict[str, Any]:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    row: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
-    row.update(key=job.key, bag=job.bag)
+    row = _blank_row(job)
     started = time.perf_counter()
     summary = None
     try:
@@ -174,7 +175,7 @@ def replay_one(job: FleetJob) -> dict[str, Any]:
         (work / 'summary.json').write_text(json.dumps(summary, indent=1), encoding='utf-8')
     record = {'row': row, 'timing': {'wall_s': round(time.perf_counter() - started, 3),
                                      'pid': os.getpid()},
-              'bundle_sha256': bundle_digest(job.model)}
+              'bundle_sha256': job.bundle_sha256}
     (work / 'result.json').write_text(json.dumps(record, indent=1), encoding='utf-8')
     if final.exists():
         shutil.rmtree(final)
@@ -281,7 +282,7 @@ def run_fleet(model: str | os.PathLike[str], bags: Sequence[Path], out: str | os
                           'or choose another --report folder.')
     bags_dir.mkdir(parents=True, exist_ok=True)
     jobs = [FleetJob(str(bag), key, str(Path(model).resolve()), str(out.resolve()),
-                     tuple(topics), decision, write_bags)
+                     tuple(topics), decision, write_bags, digest)
             for bag, key in zip(bags, bag_keys(bags))]
     started = time.perf_counter()
     records: dict[str, dict[str, Any]] = {}
@@ -365,9 +366,15 @@ def _run_pool(jobs: list[FleetJob], workers: int, retried: list[str], log: Log,
 
 
 def _died(job: FleetJob, why: str) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
-    row.update(key=job.key, bag=job.bag, status='failed', error=why)
+    row = _blank_row(job)
+    row.update(status='failed', error=why)
     return {'row': row, 'timing': {}, 'bundle_sha256': None}  # not complete: resume redoes it
+
+
+def _blank_row(job: FleetJob) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
+    row.update(key=job.key, bag=job.bag)
+    return row
 
 
 def _run_ray(jobs: list[FleetJob], address: str, log: Log,

@@ -161,7 +161,11 @@ def get_preset(name: str, **overrides: Any) -> Preset:
 
 
 class RowSubsample(nn.Module):
-    """Keep every ``step``-th row of a (N, C, H, W) map (after a (1, step)-anisotropic stem)."""
+    """Keep every ``step``-th row of a (N, C, H, W) map.
+
+    It follows a stem strided less down than across: the next blocks then see the same stride
+    both ways.
+    """
 
     def __init__(self, step: int) -> None:
         super().__init__()

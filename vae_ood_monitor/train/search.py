@@ -34,8 +34,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.train.models import VAE
 
 __all__ = ['Candidate', 'CandidateSpec', 'build_candidate', 'default_grid', 'pareto_front',
-           'run_search',
-           'select_grid']
+           'run_search', 'select_grid']
 
 Assess = Callable[[Bundle], 'tuple[Bundle, dict[str, float]]']
 Timer = Callable[[Sequence[Path]], 'dict[str, float]']
@@ -47,8 +46,9 @@ class CandidateSpec:
 
     ``width`` None and ``input_scale`` 1 keep the teacher's architecture (``prune`` then removes
     that fraction of every convolution's channels, followed by distillation fine-tuning);
-    otherwise a strided student of that width and input scale is distilled, with a patch stem
-    when ``stem_stride`` is 4 (``-p4`` in the grid's names; (2, 4): every other column only).
+    otherwise a strided student of that width and input scale is distilled, its stem at
+    ``stem_stride`` (4: ``-p4`` in the grid's names; see
+    :class:`~vae_ood_monitor.train.models.EncoderSpec`).
     """
 
     name: str
