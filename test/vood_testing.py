@@ -20,10 +20,10 @@ DONKEYCAR = SHARED / 'data' / 'donkeycar_mat_track'
 
 
 def linear_weights(height: int = 12, width: int = 16, latent: int = 4,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   seed: int = 0, planes: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """The Gemm weight and bias of :func:`linear_encoder_onnx` (for expected outputs)."""
     rng = np.random.default_rng(seed)
-    features = 3 * height * width
+    features = planes * height * width
     weight = (rng.standard_normal((features, 2 * latent)) / np.sqrt(features)).astype(np.float32)
     weight[:, latent:] *= 0.1
     bias = np.zeros(2 * latent, np.float32)
@@ -32,12 +32,12 @@ def linear_weights(height: int = 12, width: int = 16, latent: int = 4,
 
 
 def linear_encoder_onnx(height: int = 12, width: int = 16, latent: int = 4,
-                        seed: int = 0) -> bytes:
+                        seed: int = 0, planes: int = 3) -> bytes:
     """A hand-built ONNX encoder: flatten -> Gemm -> (mu, logvar), deterministic weights."""
     import onnx
     from onnx import helper, numpy_helper, TensorProto
 
-    weight, bias = linear_weights(height, width, latent, seed)
+    weight, bias = linear_weights(height, width, latent, seed, planes)
     nodes = [
         helper.make_node('Flatten', ['image'], ['flat'], axis=1),
         helper.make_node('Gemm', ['flat', 'W', 'B'], ['out']),
@@ -45,7 +45,8 @@ def linear_encoder_onnx(height: int = 12, width: int = 16, latent: int = 4,
     ]
     graph = helper.make_graph(
         nodes, 'linear_encoder',
-        [helper.make_tensor_value_info('image', TensorProto.FLOAT, ['batch', 3, height, width])],
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT,
+                                       ['batch', planes, height, width])],
         [helper.make_tensor_value_info('mu', TensorProto.FLOAT, ['batch', latent]),
          helper.make_tensor_value_info('logvar', TensorProto.FLOAT, ['batch', latent])],
         [numpy_helper.from_array(weight, 'W'), numpy_helper.from_array(bias, 'B'),
@@ -69,6 +70,32 @@ def make_bundle(height: int = 12, width: int = 16, latent: int = 4, *, calibrate
                         model=ModelInfo(sha256=sha256_hex(model), latent_dim=latent),
                         partitions=partitions)
     return Bundle(manifest, model)
+
+
+def make_flow_bundle(flow: Any, height: int = 15, width: int = 20, latent: int = 4) -> Bundle:
+    """A calibrated flow bundle around :func:`linear_encoder_onnx` reading ``flow`` stacks."""
+    model = linear_encoder_onnx(height, width, latent, planes=flow.channels)
+    scores = np.random.default_rng(0).gamma(4.0, 1.0, 500)
+    partition = Partition('all', tuple(range(latent)), calibration_scores=scores,
+                          threshold=float(np.quantile(scores, 0.99)))
+    manifest = Manifest(name='tiny-flow', input=InputSpec(height, width),
+                        model=ModelInfo(sha256=sha256_hex(model), latent_dim=latent),
+                        partitions=(partition,), flow=flow)
+    return Bundle(manifest, model)
+
+
+def moving_frames(count: int, height: int = 480, width: int = 640, step: int = 8,
+                  seed: int = 0) -> list[np.ndarray]:
+    """A smooth random texture panning ``step`` pixels per frame to the right (RGB)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (height // 8 + 1, (width + step * count) // 8 + 1, 3),
+                           np.uint8)
+    texture = cv2.resize(texture, (texture.shape[1] * 8, texture.shape[0] * 8),
+                         interpolation=cv2.INTER_CUBIC)
+    return [np.ascontiguousarray(texture[:height, step * (count - i):step * (count - i) + width])
+            for i in range(count)]
 
 
 def tiny_frames(n: int = 96, seed: int = 0, groups: int = 4) -> FrameArray:

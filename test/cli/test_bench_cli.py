@@ -25,7 +25,9 @@ def test_bench_a_bundle_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (result,) = data['results']
     assert result['runtime'] == 'onnxruntime' and result['path'] == str(model)
     assert set(result['median_ms']) == set(STAGES)
-    assert all(v > 0 for v in result['median_ms'].values()) and result['peak_rss_mb'] > 0
+    assert result['median_ms']['flow'] == 0  # a frame bundle computes no optical flow
+    assert all(v > 0 for k, v in result['median_ms'].items() if k != 'flow')
+    assert result['peak_rss_mb'] > 0
     assert not any('placeholder' in note for note in result['notes'])  # calibrated
 
 
@@ -38,7 +40,7 @@ def test_bench_table_compares_models(tmp_path: Path,
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == ('input 160x120 jpeg, 1 thread(s), 10 frames after 0 warm-up; overhead '
-                        '= (decode + preprocess + scoring) / inference')
+                        '= (decode + preprocess [+ flow] + scoring) / inference')
     assert lines[1].startswith('| model | runtime | decode |')
     rows = [line for line in lines if line.startswith('| tiny-linear | onnxruntime/cpu |')]
     assert len(rows) == 2 and ' | 1.0x | ' in rows[0]
@@ -75,3 +77,19 @@ def test_bench_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 2
     assert err.startswith(f"vae-ood bench: error: Benchmark of '{tmp_path / 'missing.vood'}' "
                           'failed: BundleError: ')
+
+
+def test_bench_times_the_flow_stage_of_a_flow_bundle(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from vae_ood_monitor.core.flow import FlowSpec
+    from vood_testing import make_flow_bundle
+
+    flow = save_bundle(make_flow_bundle(FlowSpec(stack=3), 60, 80), tmp_path / 'flow.vood')
+    frame = save_bundle(make_bundle(120, 160), tmp_path / 'frame.vood')
+    code, out, err = run(capsys, 'bench', frame, flow, *SHORT)
+    assert code == 0, err
+    header, _, frame_row, flow_row = out.splitlines()[1:5]
+    assert '| flow |' in header
+    column = header.split(' | ').index('flow')
+    assert float(frame_row.split(' | ')[column]) == 0.0
+    assert float(flow_row.split(' | ')[column]) > 0.0

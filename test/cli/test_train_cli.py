@@ -123,7 +123,7 @@ def test_train_unknown_preset(work: Path, tmp_path: Path,
                        'huge')
     assert code == 2
     assert err == ("vae-ood train: error: Unknown preset 'huge'; choose one of: tiny, default, "
-                   'paper.\n')
+                   'paper, flow, flow-tiny.\n')
     assert not (tmp_path / 'run').exists()
 
 

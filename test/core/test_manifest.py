@@ -188,7 +188,7 @@ def test_change_partitions_need_schema_version_2(data: dict[str, Any]) -> None:
                      baseline=BaselineParams(20, 3, 5, 50, offset=12.5))
     m = Manifest.from_dict(data)
     m2 = m.replace(partitions=m.partitions + (part,))
-    assert (m2.schema_version, SCHEMA_VERSION) == (2, 3)
+    assert (m2.schema_version, SCHEMA_VERSION) == (2, 4)
     assert m2.frame_partitions == m.partitions
     written = m2.to_dict()
     assert written['schema_version'] == 2
@@ -225,7 +225,7 @@ def test_generic_partitions_and_statistics_need_schema_version_3(data: dict[str,
     np.testing.assert_allclose(back.raw_scores(np.ones((1, 8)), m3.model.layout), [1.0])
     written['schema_version'] = 2  # a version-2 runtime would misread the generic partition
     with pytest.raises(BundleError, match=r'declares schema version 2 but uses features of '
-                       r'version 3 \(.*activation statistics and generic partitions 3\)'):
+                       r'version 3 \(.*activation statistics and generic partitions 3, flow 4\)'):
         Manifest.from_dict(written, source='x.vood')
     # the activation statistics output alone needs version 3 too
     stats = m.replace(model=ModelInfo(sha256=SHA, latent_dim=4, stats_dim=6,
@@ -252,7 +252,7 @@ def test_from_dict_rejects_wrong_format(data: dict[str, Any]) -> None:
 
 def test_from_dict_newer_schema_says_upgrade(data: dict[str, Any]) -> None:
     data['schema_version'] = SCHEMA_VERSION + 1
-    with pytest.raises(BundleError, match='schema version 4.*reads versions 1, 2, 3: upgrade'):
+    with pytest.raises(BundleError, match='schema version 5.*reads versions 1, 2, 3, 4: upgrade'):
         Manifest.from_dict(data, source='x.vood')
 
 

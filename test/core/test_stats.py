@@ -15,8 +15,9 @@ def latency(value: int) -> Latency:
 
 
 def test_latency_as_dict() -> None:
-    assert latency(1).as_dict() == {'decode': 1, 'preprocess': 2, 'inference': 3, 'scoring': 4,
-                                    'total': 10}
+    assert latency(1).as_dict() == {'decode': 1, 'preprocess': 2, 'flow': 0, 'inference': 3,
+                                    'scoring': 4, 'total': 10}
+    assert Latency(1, 2, 3, 4, 15, flow=5).as_dict()['flow'] == 5
     assert tuple(latency(1).as_dict()) == STAGES
 
 

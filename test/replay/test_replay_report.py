@@ -120,8 +120,8 @@ def test_report_of_a_labelled_replay(tmp_path: Path) -> None:
     span = camera['alarm_spans'][0]
     assert span['start_index'] == 10 and span['start_s'] == 0.5  # fog starts at frame 10
     assert span['start_ns'] == T0_NS + 10 * 50_000_000 and span['fired'] == ['all']
-    assert set(camera['latency_ms']) == {'decode', 'preprocess', 'inference', 'scoring',
-                                         'total'}
+    assert set(camera['latency_ms']) == {'decode', 'preprocess', 'flow', 'inference',
+                                         'scoring', 'total'}
     total = camera['latency_ms']['total']
     assert 0 < total['p50'] <= total['p99'] <= total['max']
     assert summary['throughput_fps'] > 0 and camera['throughput_fps'] > 0

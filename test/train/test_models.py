@@ -14,7 +14,7 @@ from vae_ood_monitor.train.models import EncoderSpec, get_preset, PRESETS, VAE
 def test_presets_reconstruct_input_shape(name: str) -> None:
     preset = get_preset(name)
     model = VAE(preset.encoder, preset.decoder_width)
-    x = torch.rand(2, 3, *preset.encoder.input_hw)
+    x = torch.rand(2, preset.encoder.in_channels, *preset.encoder.input_hw)
     with torch.no_grad():
         recon, mu, logvar = model(x)
     assert recon.shape == x.shape

@@ -54,15 +54,18 @@ def register(commands: argparse._SubParsersAction) -> None:
 def format_bench(results: list[BenchResult]) -> str:
     """Format benchmark results as a Markdown table with speed-ups against the first row."""
     base = results[0].median_ms['total']
-    lines = ['| model | runtime | decode | preprocess | inference | scoring | total (p99) ms | '
-             'frames/s | x first | overhead | size | params | MMAC | peak RSS |',
-             '|' + '---|' * 14]
+    flow = any(r.median_ms.get('flow', 0) > 0 for r in results)  # a flow bundle among them
+    lines = ['| model | runtime | decode | preprocess | ' + ('flow | ' if flow else '')
+             + 'inference | scoring | total (p99) ms | frames/s | x first | overhead | size | '
+             'params | MMAC | peak RSS |', '|' + '---|' * (15 if flow else 14)]
     for r in results:
         med, p99 = r.median_ms, r.p99_ms
-        overhead = (med['decode'] + med['preprocess'] + med['scoring']) / med['inference']
+        overhead = (med['decode'] + med['preprocess'] + med.get('flow', 0)
+                    + med['scoring']) / med['inference']
         lines.append(
             f'| {r.name} | {r.runtime}/{r.provider} | {med["decode"]:.3f} | '
-            f'{med["preprocess"]:.3f} | {med["inference"]:.3f} | {med["scoring"]:.3f} | '
+            f'{med["preprocess"]:.3f} | ' + (f'{med["flow"]:.3f} | ' if flow else '')
+            + f'{med["inference"]:.3f} | {med["scoring"]:.3f} | '
             f'{med["total"]:.3f} ({p99["total"]:.3f}) | {r.fps:.0f} | '
             f'{base / med["total"]:.1f}x | {overhead:.1%} | {r.size_bytes / 1e6:.2f} MB | '
             f'{r.parameters / 1e6:.3f} M | {r.macs / 1e6:.1f} | {r.peak_rss_mb:.0f} MB |')
@@ -83,8 +86,8 @@ def _bench(args: argparse.Namespace) -> int:
                    'results': [r.as_dict() for r in results]})
     else:
         print(f'input {width}x{height} {encoding}, {args.threads} thread(s), {args.frames} '
-              f'frames after {args.warmup} warm-up; overhead = (decode + preprocess + scoring) '
-              '/ inference')
+              f'frames after {args.warmup} warm-up; overhead = (decode + preprocess [+ flow] + '
+              'scoring) / inference')
         print(format_bench(results))
         for r in results:
             for note in r.notes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from vae_ood_monitor.cli.common import add_force, check_output, tqdm_progress
 from vae_ood_monitor.cli.options import add_calibration_options, add_data_options
@@ -20,7 +21,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         'Under torchrun the same command trains data-parallel (gloo on CPU, nccl on GPU).')
     parser.add_argument('data', nargs='+', help='in-distribution frame sources')
     parser.add_argument('--out', type=Path, required=True, help='run directory to create')
-    parser.add_argument('--preset', default='default', help='tiny, default or paper')
+    parser.add_argument('--preset', default='default',
+                        help='tiny, default or paper (colour frames); flow or flow-tiny (an '
+                        'optical-flow VAE on stacks of Farneback fields of consecutive frames: '
+                        'camera shake, frozen or dropped frames, motion changes)')
+    parser.add_argument('--flow-stack', type=int, default=None, metavar='K',
+                        help="flow presets: flow fields per input, 2-12 (default: the preset's)")
+    parser.add_argument('--flow-components', choices=['x', 'xy'], default=None,
+                        help='flow presets: the horizontal component only (x, default) or both')
     parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
     parser.add_argument('--batch-size', type=int, default=None, help='per process')
     parser.add_argument('--lr', type=float, default=None, help='Adam learning rate')
@@ -33,7 +41,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         'training time and teacher inference (`vae-ood compress` distils it '
                         'back into one lean student)')
     parser.add_argument('--no-augment', action='store_true',
-                        help='disable in-range rain/brightness augmentation (and guiding)')
+                        help='disable in-range rain/brightness augmentation (and guiding; '
+                        'flow presets never augment)')
     parser.add_argument('--guide', nargs='+', default=None, metavar='SHIFT',
                         help='augmented shifts whose level latent dims 0, 1, ... learn to carry '
                         '(default: every augmented shift, rain and brightness): their KL then '
@@ -45,10 +54,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="weight of the guided dims' squared error against the VAE loss")
     parser.add_argument('--val-fraction', type=float, default=0.1,
                         help='last fraction of every sequence held out for validation')
-    parser.add_argument('--select', default='detection', choices=['detection', 'loss', 'last'],
+    parser.add_argument('--select', default=None, choices=['detection', 'loss', 'last'],
                         help="which epoch's weights to keep: the one whose encoder separates "
-                        'validation frames from shifted copies best (detection, default), the '
-                        'lowest validation loss, or the last')
+                        'validation frames from shifted copies best (detection, default for '
+                        'frame presets), the lowest validation loss (default for flow presets), '
+                        'or the last')
     parser.add_argument('--select-shifts', nargs='+', default=['rain', 'brightness'],
                         metavar='SHIFT', help='validation shifts for --select detection')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
@@ -76,25 +86,42 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_export)
 
 
+def _flow_option(args: argparse.Namespace) -> Any:
+    if args.flow_stack is None and args.flow_components is None:
+        return None
+    from vae_ood_monitor.core.flow import FlowSpec
+    from vae_ood_monitor.train.models import get_preset
+
+    base = get_preset(args.preset).flow or FlowSpec()
+    return FlowSpec(stack=args.flow_stack or base.stack,
+                    components=args.flow_components or base.components,
+                    max_displacement=base.max_displacement, max_gap_s=base.max_gap_s)
+
+
 def _train(args: argparse.Namespace) -> int:
     from vae_ood_monitor.data.dataset import load_frames
-    from vae_ood_monitor.train.models import get_preset
     from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
 
     config = TrainConfig(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, beta=args.beta, seed=args.seed,
-                         augment=() if args.no_augment else ('rain', 'brightness'),
+                         augment=() if args.no_augment else None,
                          guide=() if args.no_guide or args.no_augment else args.guide,
                          guide_weight=args.guide_weight,
                          val_fraction=args.val_fraction, amp=args.amp, threads=args.threads,
                          device=args.device, select=args.select,
-                         select_shifts=tuple(args.select_shifts))
+                         select_shifts=tuple(args.select_shifts), flow=_flow_option(args))
     if not args.resume:
         check_output(args.out, args.force)
-    height, width = get_preset(args.preset).encoder.input_hw
+    preset = config.get_preset()
+    height, width = preset.encoder.input_hw
     frames = load_frames(args.data, height, width, limit=args.limit, stride=args.stride,
                          skip_first=args.skip_first,
                          progress=None if args.no_progress else tqdm_progress)
+    if preset.flow is not None:
+        from vae_ood_monitor.data.flowdata import flow_frames
+        count = len(frames)
+        frames = flow_frames(frames, preset.flow)
+        print(f'{count} frames -> {len(frames)} flow stacks of {preset.flow.stack} fields')
     info = train_ensemble(frames, args.out, config, args.members, resume=args.resume,
                           force=args.force, progress=not args.no_progress)
     last = info.history[-1] if info.history else {}

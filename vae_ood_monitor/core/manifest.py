@@ -19,21 +19,24 @@ from vae_ood_monitor.core.baseline import BaselineParams, relative_scores
 from vae_ood_monitor.core.density import DensityModel
 from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.errors import BundleError, ConfigError
+from vae_ood_monitor.core.flow import FlowSpec
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.typedefs import DimSelection, Precision, Tail
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ['SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
+__all__ = ['KINDS', 'SCHEMA_VERSION', 'CusumParams', 'Manifest', 'ModelInfo', 'Partition']
 
 #: Newest manifest schema this runtime reads and writes. Version 2 added change partitions
 #: (``baseline``), version 3 the model's activation statistics output (``stats_dim``) and
-#: generic partitions (``density``). A manifest is written with the oldest version that
-#: describes it, so older runtimes still read what they can, and refuse what they would
-#: misread.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#: generic partitions (``density``), version 4 the ``flow`` kind (optical-flow stacks as
+#: input). A manifest is written with the oldest version that describes it, so older runtimes
+#: still read what they can, and refuse what they would misread.
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+#: Detector kinds: one colour frame per decision, or a stack of optical-flow fields.
+KINDS = ('frame', 'flow')
 E = TypeVar('E', bound=Enum)
 BUNDLE_FORMAT = 'vae-ood-bundle'
 
@@ -301,7 +304,12 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The validated manifest of a model bundle (schema versions 1 and 2)."""
+    """The validated manifest of a model bundle (schema versions 1 to 4).
+
+    ``flow`` set makes it a ``flow`` bundle: the encoder reads stacks of optical-flow fields
+    of the camera's last frames at the input size (:mod:`~vae_ood_monitor.core.flow`), not
+    one colour frame.
+    """
 
     name: str
     input: InputSpec  # noqa: A003 (the manifest key)
@@ -311,9 +319,12 @@ class Manifest:
     provenance: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ''
+    flow: FlowSpec | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'partitions', tuple(self.partitions))
+        if self.flow is not None and not isinstance(self.flow, FlowSpec):
+            raise ConfigError(f'flow {self.flow!r} must be a FlowSpec.')
         names = [p.name for p in self.partitions]
         if len(set(names)) != len(names):
             raise ConfigError(f'Partition names must be unique, got {names!r}.')
@@ -336,6 +347,17 @@ class Manifest:
         return bool(self.partitions) and all(p.calibrated for p in self.partitions)
 
     @property
+    def kind(self) -> str:
+        """``frame`` or ``flow``: what one input of the encoder is."""
+        return 'flow' if self.flow is not None else 'frame'
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """The encoder's input tensor for one decision: (1, planes, height, width)."""
+        planes = self.flow.channels if self.flow is not None else 3
+        return (1, planes, self.input.height, self.input.width)
+
+    @property
     def frame_partitions(self) -> tuple[Partition, ...]:
         """The partitions a single frame can be judged by (all but change partitions)."""
         return tuple(p for p in self.partitions if p.baseline is None)
@@ -344,9 +366,11 @@ class Manifest:
     def schema_version(self) -> int:
         """The oldest schema version that describes this manifest.
 
-        3 with activation statistics or a generic (density) partition, 2 with change
-        partitions, else 1.
+        4 for a flow bundle, 3 with activation statistics or a generic (density) partition, 2
+        with change partitions, else 1.
         """
+        if self.flow is not None:
+            return 4
         if self.model.stats_dim or any(p.density is not None for p in self.partitions):
             return 3
         return 2 if any(p.baseline is not None for p in self.partitions) else 1
@@ -363,6 +387,7 @@ class Manifest:
             'name': self.name,
             'created': self.created,
             'input': self.input.to_dict(),
+            **({'kind': 'flow', 'flow': self.flow.to_dict()} if self.flow is not None else {}),
             'model': self.model.to_dict(),
             'target_far': self.target_far,
             'partitions': [p.to_dict() for p in self.partitions],
@@ -396,6 +421,7 @@ class Manifest:
                 provenance=dict(data.get('provenance', {})),
                 metrics=dict(data.get('metrics', {})),
                 created=str(data.get('created', '')),
+                flow=_flow_of(data),
             )
         except (AttributeError, KeyError, TypeError, ValueError, ConfigError) as err:
             raise BundleError(f'{source} is malformed ({type(err).__name__}: {err}); re-export '
@@ -403,6 +429,16 @@ class Manifest:
         if manifest.schema_version > version:
             raise BundleError(f'{source} declares schema version {version} but uses features of '
                               f'version {manifest.schema_version} (change partitions need 2, '
-                              'activation statistics and generic partitions 3); the file was '
-                              'edited by hand or is damaged: re-export and calibrate the model.')
+                              'activation statistics and generic partitions 3, flow 4); the '
+                              'file was edited by hand or is damaged: re-export and calibrate '
+                              'the model.')
         return manifest
+
+
+def _flow_of(data: dict[str, Any]) -> FlowSpec | None:
+    kind = data.get('kind', 'frame')
+    if kind not in KINDS:
+        raise ConfigError(f'kind {kind!r} must be one of: {", ".join(KINDS)}')
+    if (kind == 'flow') != ('flow' in data):
+        raise ConfigError("kind 'flow' and the 'flow' settings come together")
+    return FlowSpec.from_dict(data['flow']) if kind == 'flow' else None

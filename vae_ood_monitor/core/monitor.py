@@ -22,6 +22,7 @@ from vae_ood_monitor.core.encoding import encode_rows
 from vae_ood_monitor.core.errors import (BundleError, CalibrationError, ConfigError,
                                          ImageEncodingError)
 from vae_ood_monitor.core.errors import VaeOodError
+from vae_ood_monitor.core.flow import FlowBatcher, FlowStacker, grey
 from vae_ood_monitor.core.image import decode_image, to_rgb8
 from vae_ood_monitor.core.preprocess import Preprocessor
 from vae_ood_monitor.core.session import EncoderSession, SessionConfig
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from vae_ood_monitor.core.encoding import Layout
+    from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.core.typedefs import Encoder
 
 __all__ = ['Decision', 'Monitor', 'MonitorConfig']
@@ -85,6 +87,9 @@ class Decision:
 
     ``row`` is the frame's encoding (:mod:`~vae_ood_monitor.core.encoding`); its per-dim KL
     (``kl``) and their sum (``score``) are worked out when first read, not on the hot path.
+    ``ready`` is False while a flow bundle's stack fills (after a start, a gap or a reset):
+    the encoder did not run, ``row`` is zeros, no partition was updated and the alert is
+    the one latched before.
     """
 
     camera: str
@@ -96,6 +101,7 @@ class Decision:
     latency: Latency
     mode: DecisionMode
     layout: Layout
+    ready: bool = True
 
     @cached_property
     def kl(self) -> NDArray[np.float64]:
@@ -109,10 +115,12 @@ class Decision:
 
 
 class _Camera:
-    """Per-camera state: decider (detectors + latch), counters and latency window."""
+    """Per-camera state: decider (detectors + latch), counters, latency window, flow stack."""
 
-    def __init__(self, decider: Decider, config: MonitorConfig) -> None:
+    def __init__(self, decider: Decider, config: MonitorConfig,
+                 flow: FlowSpec | None = None) -> None:
         self.decider = decider
+        self.stacker = FlowStacker(flow) if flow is not None else None
         self.counts = Counts()
         self.latency = LatencyStats(config.stats_window)
         self.rate = RateMeter()
@@ -120,6 +128,8 @@ class _Camera:
 
     def reset(self) -> None:
         self.decider.reset()
+        if self.stacker is not None:
+            self.stacker.reset()
 
 
 class Monitor:
@@ -147,6 +157,10 @@ class Monitor:
         Decider(partitions, self.mode, layout=self._layout)  # checks calibration before ORT
         self.encoder: Encoder = encoder or EncoderSession(self.bundle, self.config.session)
         self.preprocessor = Preprocessor(manifest.input)
+        self._flow = manifest.flow
+        self._batcher = (FlowBatcher(manifest.input.height, manifest.input.width, manifest.flow)
+                         if manifest.flow is not None else None)
+        self._blank = np.zeros(self._layout.width)
         self._cameras: dict[str, _Camera] = {}
 
     @property
@@ -159,7 +173,7 @@ class Monitor:
         if state is None:
             decider = Decider(self._partitions, self.mode, self.config.clear_frames,
                               self.config.cusum_cap, layout=self._layout)
-            state = self._cameras[name] = _Camera(decider, self.config)
+            state = self._cameras[name] = _Camera(decider, self.config, self._flow)
         return state
 
     def _pixels(self, frame: Any) -> tuple[NDArray[np.uint8], ChannelOrder]:
@@ -178,8 +192,12 @@ class Monitor:
         """Decide on one frame: an RGB uint8 array, a sensor_msgs Image or CompressedImage.
 
         Bad input raises a :class:`VaeOodError` subclass after being counted for ``camera``.
+        A flow bundle decides on the flow stack that this frame completes; frames of one
+        camera must come in time order (a gap or a step back restarts the stack).
         """
         state = self._camera(camera)
+        if state.stacker is not None:
+            return self._process_flow(state, frame, stamp_ns, camera)
         t0 = time.perf_counter_ns()
         try:
             pixels, order = self._pixels(frame)
@@ -199,6 +217,43 @@ class Monitor:
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
         decision = Decision(camera, int(stamp_ns), row, states, alert, fired, latency,
                             self.mode, self._layout)
+        return self._record(state, decision)
+
+    def _process_flow(self, state: _Camera, frame: Any, stamp_ns: int,
+                      camera: str) -> Decision:
+        stacker = state.stacker
+        assert stacker is not None and self._batcher is not None
+        t0 = time.perf_counter_ns()
+        try:
+            pixels, order = self._pixels(frame)
+            t1 = time.perf_counter_ns()
+            image = grey(self.preprocessor.resize(pixels), order)
+            t2 = time.perf_counter_ns()
+            ready = stacker.push(image, stamp_ns)
+            batch = self._batcher(stacker.stack) if ready else None
+        except VaeOodError as err:
+            state.counts.failed[err.kind] += 1
+            raise
+        t3 = time.perf_counter_ns()
+        if batch is not None:
+            row = encode_rows(self.encoder, batch)[0]
+            t4 = time.perf_counter_ns()
+            if row.size != self._layout.width:
+                raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
+                                  f'expects {self._layout.width}. Re-export the bundle.')
+            states, fired, alert = state.decider.update(row)
+        else:  # the stack is filling: nothing to score, the latched alert stands
+            row, states, fired, alert = self._blank, (), (), state.decider.latch.active
+            t4 = t3
+        t5 = time.perf_counter_ns()
+        latency = Latency(t1 - t0, t2 - t1, t4 - t3, t5 - t4, t5 - t0, flow=t3 - t2)
+        decision = Decision(camera, int(stamp_ns), row, states, alert, fired, latency,
+                            self.mode, self._layout, ready)
+        return self._record(state, decision)
+
+    def _record(self, state: _Camera, decision: Decision) -> Decision:
+        alert = decision.alert
+        latency = decision.latency
         state.counts.processed += 1
         state.counts.alerts += alert
         state.latency.add(latency)
@@ -242,6 +297,11 @@ class Monitor:
         Falls towards 0 while no frame is processed (:meth:`RateMeter.rate` with the time now).
         """
         return self._camera(camera).rate.rate(time.monotonic_ns())
+
+    def flow_restarts(self, camera: str) -> int:
+        """How often a stream gap restarted ``camera``'s flow stack (0 for a frame bundle)."""
+        stacker = self._camera(camera).stacker
+        return stacker.restarts if stacker is not None else 0
 
     def last_decision(self, camera: str) -> Decision | None:
         """Return the latest decision for ``camera`` (None before its first frame)."""

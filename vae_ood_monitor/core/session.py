@@ -85,7 +85,7 @@ class EncoderSession:
         self._input_name = info.input_name
         self._output_names = list(info.output_names)
         if self.config.warmup:
-            dummy = np.zeros(bundle.manifest.input.shape, np.float32)
+            dummy = np.zeros(bundle.manifest.input_shape, np.float32)
             for _ in range(self.config.warmup):
                 self.encode(dummy)
 
@@ -170,7 +170,7 @@ class EncoderSession:
         manifest = self.bundle.manifest
         inputs = self._session.get_inputs()
         outputs = {o.name: o for o in self._session.get_outputs()}
-        expected = manifest.input.shape[1:]
+        expected = manifest.input_shape[1:]
         problems = []
         if len(inputs) != 1 or inputs[0].name != manifest.model.input_name:
             problems.append(f'inputs {[i.name for i in inputs]!r} != '

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 __all__ = ['STAGES', 'Counts', 'Latency', 'LatencyStats', 'RateMeter', 'StageSummary']
 
-#: The stages of the per-frame path, in order, as named in diagnostics and benchmarks.
-STAGES = ('decode', 'preprocess', 'inference', 'scoring', 'total')
+#: The stages of the per-frame path, in order, as named in diagnostics and benchmarks
+#: (``flow``: optical flow and stacking, flow bundles only; 0 for frame bundles).
+STAGES = ('decode', 'preprocess', 'flow', 'inference', 'scoring', 'total')
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Latency:
     inference: int
     scoring: int
     total: int
+    flow: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Stage name -> nanoseconds."""
@@ -53,10 +55,9 @@ class LatencyStats:
 
     def add(self, latency: Latency) -> None:
         """Record one frame's latency."""
-        row = self._values[self._count % self.window]
-        row[0], row[1], row[2], row[3], row[4] = (latency.decode, latency.preprocess,
-                                                  latency.inference, latency.scoring,
-                                                  latency.total)
+        self._values[self._count % self.window] = (
+            latency.decode, latency.preprocess, latency.flow, latency.inference,
+            latency.scoring, latency.total)
         self._count += 1
 
     def __len__(self) -> int:

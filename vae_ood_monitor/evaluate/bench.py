@@ -89,6 +89,7 @@ def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> 
     else the KL of every dim), so that the scoring stage costs what it will on the robot.
     """
     from vae_ood_monitor.core.encoding import encode_rows
+    from vae_ood_monitor.core.flow import FlowBatcher
     from vae_ood_monitor.core.image import to_rgb8
     from vae_ood_monitor.core.preprocess import Preprocessor
     from vae_ood_monitor.core.session import EncoderSession
@@ -97,9 +98,18 @@ def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> 
     from vae_ood_monitor.evaluate.density import fit_density
 
     encoder = encoder or EncoderSession(bundle)
-    pre = Preprocessor(bundle.manifest.input)
-    layout = bundle.manifest.model.layout
-    rows = np.concatenate([encode_rows(encoder, pre(to_rgb8(m))) for m in messages])
+    manifest = bundle.manifest
+    layout = manifest.model.layout
+    if manifest.flow is not None:  # stacks of mild random flow
+        _, planes, height, width = manifest.input_shape
+        shape = (len(messages), height, width, planes)
+        stacks = np.random.default_rng(1).integers(96, 160, shape, np.uint8)
+        batcher = FlowBatcher(height, width, manifest.flow)
+        inputs = [batcher.batch(stack[None]) for stack in stacks]
+    else:
+        pre = Preprocessor(manifest.input)
+        inputs = [pre(to_rgb8(m)) for m in messages]
+    rows = np.concatenate([encode_rows(encoder, batch) for batch in inputs])
     rows = np.tile(rows, (200 // len(rows) + 1, 1))
     rows += np.random.default_rng(0).random(rows.shape) * 1e-3
     plans = [PartitionPlan('all', tuple(range(layout.latent_dim)), tail=Tail.TWO_SIDED)]

@@ -70,6 +70,9 @@ DEFAULT_PARTITIONS = (GENERIC,)
 MIN_FRAMES = 2 * MIN_DENSITY_FRAMES
 #: Suffix of a change partition's name (``rain`` -> ``rain_change``).
 CHANGE_SUFFIX = '_change'
+#: A flow bundle's validation shift for the CUSUM drift and its noise (uint8 flow levels).
+FLOW_NOISE = 'flow_noise'
+FLOW_NOISE_LEVELS = 32.0
 #: Offset of the seeds of validation shifts (evaluation uses the plain seed).
 VALIDATION_SEED = 7919
 #: At most this many of B's frames (evenly spaced) get a shift for the labelled dim selection.
@@ -212,6 +215,11 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
     """Calibrate ``bundle`` on held-out in-distribution ``frames``; return it and a report."""
     options = options or CalibrationOptions()
     say = log or (lambda _text: None)
+    flow = bundle.manifest.flow is not None
+    if flow and options.named:
+        raise ConfigError(f'{bundle.name!r} is a flow bundle: partitions named after frame '
+                          f'shifts ({", ".join(options.named)}) do not apply; use '
+                          f'{GENERIC} or {KL_ALL}.')
     if len(frames) < MIN_FRAMES:
         raise CalibrationError(f'{len(frames)} calibration frames are too few: calibration '
                                f'needs at least {MIN_FRAMES} held-out in-distribution frames '
@@ -302,7 +310,8 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         report['sequential'] = (f'skipped: no calibration sequence has {2 * options.window} '
                                 'frames or more')
         say('sequential calibration skipped: the frames form no sequences long enough')
-    report['colour_baseline'] = fit_colour_baseline(part_a.images)
+    if not flow:  # a flow stack has no colours
+        report['colour_baseline'] = fit_colour_baseline(part_a.images)
     metrics = {**bundle.manifest.metrics, 'calibration': report}
     return calibrated.with_manifest(partitions=tuple(partitions), metrics=metrics), report
 
@@ -419,20 +428,40 @@ def _validation_sequences(part_b: FrameArray, rows_b: NDArray[np.float64],
     """
     out: dict[str, list[tuple[NDArray[np.float64], int, NDArray[np.intp]]]] = {}
     rng = np.random.default_rng([options.seed, 104729])
-    kinds = dict.fromkeys(options.shifts_for_delta + options.named)
+    flow = part_b.images.shape[3] != 3
+    kinds = (FLOW_NOISE,) if flow else dict.fromkeys(options.shifts_for_delta + options.named)
     for kind in kinds:
         for number, idx in enumerate(_sequences(part_b)):
             if len(idx) < 2 * options.window:
                 continue
             onset = len(idx) // 2
-            process = ShiftProcess(kind, sample_severity(kind, 'test', rng),
-                                   options.seed + 1000 + number)
+            process: Callable[[NDArray[np.uint8], int], NDArray[np.uint8]] = (
+                _FlowNoise(options.seed + 1000 + number) if flow else
+                ShiftProcess(kind, sample_severity(kind, 'test', rng),
+                             options.seed + 1000 + number))
             shifted = np.stack([process(image, i) for i, image in
                                 enumerate(part_b.images[idx[onset:]])])
             rows = rows_b[idx].copy()
             rows[onset:] = encode(shifted)
             out.setdefault(kind, []).append((rows, onset, idx))
     return out
+
+
+class _FlowNoise:
+    """A flow bundle's stand-in validation shift for the CUSUM drift: noisy flow fields.
+
+    Motion anomalies need the frames, calibration has the stacks; Gaussian noise of about a
+    pixel on every field is none of the anomalies evaluated (shake, frozen, speed, reverse,
+    drop), so those stay unnamed.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self, stack: NDArray[np.uint8], index: int) -> NDArray[np.uint8]:
+        noise = np.random.default_rng([self.seed, index]).normal(0, FLOW_NOISE_LEVELS,
+                                                                 stack.shape)
+        return np.clip(stack + noise, 0, 255).astype(np.uint8)
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Callable, TYPE_CHECKING
 import numpy as np
 
 from vae_ood_monitor.core.encoding import encode_rows
+from vae_ood_monitor.core.flow import input_batcher
 from vae_ood_monitor.core.preprocess import Preprocessor
 from vae_ood_monitor.core.session import EncoderSession, SessionConfig
 
@@ -44,11 +45,14 @@ def encodings_of_images(bundle: Bundle, images: NDArray[np.uint8], *,
                         progress: Callable[[int], None] | None = None) -> NDArray[np.float64]:
     """Return the encoding rows (N, width) of RGB images under ``bundle``'s encoder.
 
+    For a flow bundle, ``images`` are its flow stacks (N, h, w, channels), see
+    :func:`vae_ood_monitor.data.flowdata.flow_frames`.
+
     See :mod:`vae_ood_monitor.core.encoding`: mu, logvar and the activation statistics.
     """
     encoder = encoder or batch_session(bundle)
     layout = bundle.manifest.model.layout
-    preprocessor = Preprocessor(bundle.manifest.input)
+    preprocessor = input_batcher(bundle.manifest)
     parts = []
     for start in range(0, len(images), batch):
         chunk = preprocessor.batch(images[start:start + batch])

@@ -129,9 +129,7 @@ class CameraTrack:
         self.evidence.append(evidence(decision))
         self.alert.append(decision.alert)
         self.fired.append(decision.fired)
-        lat = decision.latency
-        self.latency_ns.append((lat.decode, lat.preprocess, lat.inference, lat.scoring,
-                                lat.total))
+        self.latency_ns.append(tuple(decision.latency.as_dict().values()))
 
     def fail(self, message: BagMessage, kind: str) -> None:
         """Record a frame that produced no decision."""
@@ -139,7 +137,7 @@ class CameraTrack:
         self.failures.append((message.index, message.stamp_ns, kind))
 
     def array(self, name: str) -> NDArray[Any]:
-        """Return one per-frame column as numpy values; ``latency_ns`` is n x 5 in STAGES order."""
+        """Return one per-frame column as numpy values; ``latency_ns`` is n x 6 in STAGES order."""
         values = getattr(self, name)
         if name == 'latency_ns':
             return np.asarray(values, np.int64).reshape(-1, len(STAGES))

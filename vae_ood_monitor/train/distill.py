@@ -73,7 +73,8 @@ def student_spec(teacher: EncoderSpec, *, width: float = 0.5, depth: int | None 
         channels.append(min(512, channels[-1] * 2))
     height, width_px = (max(2 ** depth, int(round(v * input_scale))) for v in teacher.input_hw)
     return EncoderSpec('strided', (height, width_px), tuple(channels), teacher.latent_dim,
-                       kernel=4, logvar_range=teacher.logvar_range, stem_stride=stem_stride)
+                       kernel=4, logvar_range=teacher.logvar_range, stem_stride=stem_stride,
+                       in_channels=teacher.in_channels)
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from vae_ood_monitor.train.models import STATS_BLOCKS, StatsEncoder
 from vae_ood_monitor.train.trainer import load_run, versions
 
 if TYPE_CHECKING:
+    from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.train.models import EncoderSpec
 
 __all__ = ['bundle_from_encoder', 'bundle_from_run', 'count_macs', 'count_parameters',
-           'export_onnx']
+           'export_onnx', 'input_planes']
 
 OPSET = 18
 
@@ -33,6 +34,11 @@ OPSET = 18
 def count_parameters(module: nn.Module) -> int:
     """Count parameters (BatchNorm statistics excluded: they fold into convolutions)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def input_planes(encoder: nn.Module) -> int:
+    """Input planes of an encoder: its first convolution's input channels."""
+    return next(m.in_channels for m in encoder.modules() if isinstance(m, nn.Conv2d))
 
 
 def count_macs(encoder: nn.Module, input_hw: tuple[int, int]) -> int:
@@ -58,7 +64,7 @@ def count_macs(encoder: nn.Module, input_hw: tuple[int, int]) -> int:
     encoder.eval()
     try:
         with torch.no_grad():
-            encoder(torch.zeros(1, 3, *input_hw))
+            encoder(torch.zeros(1, input_planes(encoder), *input_hw))
     finally:
         for handle in handles:
             handle.remove()
@@ -84,7 +90,7 @@ def export_onnx(encoder: nn.Module, input_hw: tuple[int, int], *,
         outputs.append('stats')
     for parameter in encoder.parameters():
         parameter.requires_grad_(False)
-    example = torch.zeros(1, 3, *input_hw)
+    example = torch.zeros(1, input_planes(encoder), *input_hw)
     batch = torch.export.Dim('batch', min=1, max=4096)
     name = next(iter(_forward_arguments(encoder)))
     sink = io.StringIO()
@@ -111,8 +117,10 @@ def _forward_arguments(module: nn.Module) -> list[str]:
 def bundle_from_encoder(encoder: nn.Module, spec: EncoderSpec, *, name: str,
                         provenance: dict[str, Any],
                         interpolation: Interpolation | str = Interpolation.AREA,
-                        stats_blocks: int = STATS_BLOCKS) -> Bundle:
+                        stats_blocks: int = STATS_BLOCKS, flow: FlowSpec | None = None) -> Bundle:
     """Export ``encoder`` and build an uncalibrated bundle around it.
+
+    ``flow``: the encoder reads optical-flow stacks built this way (a ``flow`` bundle).
 
     ``stats_blocks``: convolution blocks whose activation statistics the model also outputs
     (the generic score's features); 0 exports mu and logvar only.
@@ -127,6 +135,7 @@ def bundle_from_encoder(encoder: nn.Module, spec: EncoderSpec, *, name: str,
         name=name,
         input=InputSpec(spec.input_hw[0], spec.input_hw[1], interpolation=interpolation),
         model=info,
+        flow=flow,
         provenance={**provenance, 'encoder': spec.to_dict(), 'versions': versions()},
         created=datetime.now(timezone.utc).isoformat(timespec='seconds'),
     )
@@ -141,4 +150,4 @@ def bundle_from_run(run: str | os.PathLike[str], *, name: str | None = None) -> 
                   'selection': info.selection,
                   **info.extra}
     return bundle_from_encoder(model.encoder, info.spec, name=name or info.path.name,
-                               provenance=provenance)
+                               provenance=provenance, flow=info.flow)

@@ -31,6 +31,7 @@ from torch import nn
 import torch.nn.functional as F  # noqa: N812
 
 from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.flow import FlowSpec
 
 __all__ = ['PRESETS', 'STATS_BLOCKS', 'STATS_GRID', 'Decoder', 'Encoder', 'EncoderSpec',
            'EnsembleDecoder', 'EnsembleEncoder', 'EnsembleVAE', 'Preset', 'StatsEncoder', 'VAE',
@@ -58,8 +59,13 @@ class EncoderSpec:
     #: only, at half the cost: the first block's statistics then come from twice the positions,
     #: and the next block takes every other row of it. Encoder only (distilled students).
     stem_stride: int | tuple[int, int] = 2
+    #: Input planes: 3 for colour frames, the flow stack's channels for a flow encoder.
+    in_channels: int = 3
 
     def __post_init__(self) -> None:
+        if (isinstance(self.in_channels, bool) or not isinstance(self.in_channels, int)
+                or self.in_channels < 1):
+            raise ConfigError(f'in_channels {self.in_channels!r} must be a positive integer.')
         if self.logvar_range is not None:
             low, high = (float(v) for v in self.logvar_range)
             if not low < high:
@@ -112,8 +118,9 @@ class EncoderSpec:
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready form."""
         data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-        if self.stem_stride == 2:  # written only when used: older readers know every key
-            del data['stem_stride']
+        for key, default in (('stem_stride', 2), ('in_channels', 3)):
+            if data[key] == default:  # written only when used: older readers know every key
+                del data[key]
         return data
 
     @classmethod
@@ -135,6 +142,13 @@ class Preset:
     decoder_width: float = 1.0
     notes: str = ''
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A flow preset's input (:mod:`~vae_ood_monitor.core.flow`); None for frame presets.
+    flow: FlowSpec | None = None
+
+    def __post_init__(self) -> None:
+        wanted = self.flow.channels if self.flow is not None else 3
+        if self.encoder.in_channels != wanted:  # the stack decides the encoder's input planes
+            object.__setattr__(self, 'encoder', replace(self.encoder, in_channels=wanted))
 
 
 PRESETS: dict[str, Preset] = {
@@ -147,11 +161,20 @@ PRESETS: dict[str, Preset] = {
                                          hidden=(2048, 1000, 250)),
                     epochs=20, batch_size=32, lr=1e-4,
                     notes='the reference paper architecture: ~8.8 M encoder params, ~1.2 GMAC'),
+    'flow': Preset('flow', EncoderSpec('strided', (60, 80), (32, 64, 128, 256), 30),
+                   epochs=12, batch_size=32, lr=1e-3, decoder_width=0.5, flow=FlowSpec(),
+                   notes='optical-flow VAE: 6 horizontal Farneback fields at 80x60'),
+    'flow-tiny': Preset('flow-tiny', EncoderSpec('strided', (30, 40), (8, 16), latent_dim=8),
+                        epochs=2, batch_size=16, lr=2e-3, flow=FlowSpec(stack=3),
+                        notes='for tests: a 3-field flow VAE that trains in seconds'),
 }
 
 
 def get_preset(name: str, **overrides: Any) -> Preset:
-    """Return a preset by name, optionally with some fields replaced."""
+    """Return a preset by name, optionally with some fields replaced.
+
+    ``flow`` may replace a flow preset's :class:`FlowSpec`; the encoder's input planes follow.
+    """
     try:
         preset = PRESETS[name]
     except KeyError:
@@ -177,13 +200,13 @@ class RowSubsample(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Image (N, 3, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
+    """Image (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim); C = spec.in_channels."""
 
     def __init__(self, spec: EncoderSpec) -> None:
         super().__init__()
         self.spec = spec
         layers: list[nn.Module] = []
-        cin = 3
+        cin = spec.in_channels
         for stage, cout in enumerate(spec.channels):
             if spec.arch == 'strided':
                 pad = (spec.kernel - 1) // 2
@@ -230,7 +253,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Latent (N, latent_dim) -> image (N, 3, H, W) in (0, 1), mirroring the encoder."""
+    """Latent (N, latent_dim) -> image (N, C, H, W) in (0, 1), mirroring the encoder."""
 
     def __init__(self, spec: EncoderSpec, width: float = 1.0) -> None:
         super().__init__()
@@ -255,9 +278,9 @@ class Decoder(nn.Module):
             for cin, cout in zip(channels, channels[1:] + [channels[-1]]):
                 layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
                            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-            layers += [nn.Conv2d(channels[-1], 3, 3, 1, 1)]
+            layers += [nn.Conv2d(channels[-1], spec.in_channels, 3, 1, 1)]
         else:  # the paper's encoder mirrored: its last block maps 128 channels back to RGB
-            stages = list(zip(channels, channels[1:] + [3]))
+            stages = list(zip(channels, channels[1:] + [spec.in_channels]))
             for number, (cin, cout) in enumerate(stages):
                 last = number == len(stages) - 1
                 layers += [nn.Upsample(scale_factor=2), nn.Conv2d(cin, cout, 3, 1, 1, bias=last)]

@@ -34,7 +34,7 @@ import onnx
 
 from vae_ood_monitor.core.bundle import Bundle, sha256_hex
 from vae_ood_monitor.core.errors import ConfigError
-from vae_ood_monitor.core.preprocess import Preprocessor
+from vae_ood_monitor.core.flow import input_batcher
 from vae_ood_monitor.core.typedefs import Precision
 
 if TYPE_CHECKING:
@@ -146,10 +146,10 @@ class _Reader:
     """ONNX Runtime calibration data reader over preprocessed frames."""
 
     def __init__(self, bundle: Bundle, images: NDArray[np.uint8]) -> None:
-        pre = Preprocessor(bundle.manifest.input)
+        batcher = input_batcher(bundle.manifest)  # frames, or flow stacks for a flow bundle
         name = bundle.manifest.model.input_name
         self._batches: Iterator[dict[str, NDArray[np.float32]]] = iter(
-            [{name: pre(img).copy()} for img in images])
+            [{name: batcher.batch(img[None])} for img in images])
 
     def get_next(self) -> dict[str, NDArray[np.float32]] | None:
         return next(self._batches, None)

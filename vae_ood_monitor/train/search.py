@@ -30,6 +30,7 @@ from vae_ood_monitor.train.qat import fuse, QatEncoder
 from vae_ood_monitor.train.quantize import fp16_bundle, quantize_static_bundle
 
 if TYPE_CHECKING:
+    from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.data.dataset import FrameArray
     from vae_ood_monitor.train.models import VAE
 
@@ -146,17 +147,22 @@ INHERITED = ('preset', 'run', 'train', 'data', 'selection')
 
 def build_candidate(spec: CandidateSpec, teacher: VAE, frames: FrameArray,
                     calibration: FrameArray, config: DistillConfig | None = None, *,
-                    teacher_provenance: dict[str, Any] | None = None, progress: bool = True
-                    ) -> tuple[Bundle, dict[str, float]]:
+                    teacher_provenance: dict[str, Any] | None = None, progress: bool = True,
+                    flow: FlowSpec | None = None) -> tuple[Bundle, dict[str, float]]:
     """Build one candidate from ``teacher``: distil/prune, export, quantise (uncalibrated).
 
     ``frames`` (the teacher's training frames, at its input size) teach the student;
     ``calibration`` frames measure the latent gap and calibrate int8 activation ranges.
     ``teacher_provenance`` (the teacher bundle's) passes on how the teacher was trained.
+    ``flow``: the teacher is a flow encoder (its bundle's FlowSpec); ``frames`` and
+    ``calibration`` are then flow stacks, and distillation must not augment them.
     Returns the bundle and the student's latent gap to the teacher.
     """
     config = config or DistillConfig()
-    bundle, gap = _build(spec, teacher, frames, calibration, config, progress)
+    if flow is not None and config.augment:
+        raise ConfigError(f'A flow teacher distils on flow stacks: frame augmentation '
+                          f'{list(config.augment)!r} does not apply (augment=()).')
+    bundle, gap = _build(spec, teacher, frames, calibration, config, progress, flow)
     inherited = {k: v for k, v in (teacher_provenance or {}).items() if k in INHERITED}
     if inherited:
         bundle = bundle.with_manifest(provenance={**inherited, **bundle.manifest.provenance})
@@ -164,7 +170,8 @@ def build_candidate(spec: CandidateSpec, teacher: VAE, frames: FrameArray,
 
 
 def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: FrameArray,
-           config: DistillConfig, progress: bool) -> tuple[Bundle, dict[str, float]]:
+           config: DistillConfig, progress: bool, flow: FlowSpec | None = None
+           ) -> tuple[Bundle, dict[str, float]]:
     if (spec.width is None and spec.input_scale == 1.0 and spec.stem_stride == 2
             and not spec.teacher_stem):
         layers = len(teacher.spec.channels)
@@ -196,7 +203,7 @@ def _build(spec: CandidateSpec, teacher: VAE, frames: FrameArray, calibration: F
                          progress=progress)
         encoder = qat.export_module()
     bundle = bundle_from_encoder(encoder, encoder.spec, name=spec.name,
-                                 provenance=_recipe(spec, config))
+                                 provenance=_recipe(spec, config), flow=flow)
     if spec.precision is Precision.INT8:
         pick = np.linspace(0, len(calibration) - 1, min(300, len(calibration))).astype(int)
         images = np.stack([_resize(calibration.images[i], bundle) for i in pick])

@@ -44,10 +44,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from vae_ood_monitor import __version__
 from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.core.flow import FlowSpec
 from vae_ood_monitor.data.shifts import augment_with_levels, SEVERITY_RANGES, ShiftKind
 from vae_ood_monitor.train.losses import guide_loss, vae_loss
 from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleVAE, get_preset,
-                                          VAE)
+                                          Preset, VAE)
 from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
                                            images_tensor, init_distributed, seed_everything,
                                            set_threads)
@@ -76,7 +77,9 @@ class TrainConfig:
     lr: float | None = None
     beta: float | None = None
     seed: int = 0
-    augment: tuple[str, ...] = ('rain', 'brightness')
+    #: Frame augmentation shifts; None: rain and brightness for a frame preset, none for a
+    #: flow preset (its input is motion, not colour).
+    augment: tuple[str, ...] | None = None
     augment_p: float = 0.5
     val_fraction: float = 0.1
     amp: str = 'auto'
@@ -84,8 +87,9 @@ class TrainConfig:
     device: str = 'auto'
     schedule: str = 'constant'
     grad_clip: float | None = None
-    #: Which epoch's weights to keep: 'detection', 'loss' or 'last' (see .selection).
-    select: str = 'detection'
+    #: Which epoch's weights to keep: 'detection', 'loss' or 'last' (see .selection); None:
+    #: 'detection' for a frame preset, 'loss' for a flow preset.
+    select: str | None = None
     #: Validation shifts that score each epoch when select is 'detection'.
     select_shifts: tuple[str, ...] = ('rain', 'brightness')
     #: Guided dims: latent dim k (k = 0, 1, ...) of every model is trained to carry the level
@@ -95,9 +99,23 @@ class TrainConfig:
     guide: tuple[str, ...] | None = None
     #: Weight of the guided dims' squared error against the β-VAE loss (per image).
     guide_weight: float = 1000.0
+    #: A flow preset's input settings instead of the preset's own (stack, components).
+    flow: FlowSpec | None = None
 
     def __post_init__(self) -> None:
-        get_preset(self.preset)
+        flow = get_preset(self.preset).flow is not None
+        if self.flow is not None and not flow:
+            raise ConfigError(f'Preset {self.preset!r} reads colour frames; flow settings need '
+                              'a flow preset (flow, flow-tiny).')
+        if self.augment is None:
+            object.__setattr__(self, 'augment', () if flow else ('rain', 'brightness'))
+        if self.select is None:
+            object.__setattr__(self, 'select', 'loss' if flow else 'detection')
+        if flow and (self.augment or self.select == 'detection'):
+            raise ConfigError(f'Preset {self.preset!r} learns optical flow: frame augmentation '
+                              f"({list(self.augment)!r}) and select 'detection' (frame "
+                              'shifts) do not apply; train it with --no-augment and --select '
+                              'loss or last.')
         object.__setattr__(self, 'select_shifts',
                            check_selection(self.select, self.select_shifts))
         if self.schedule not in ('constant', 'onecycle'):
@@ -126,9 +144,13 @@ class TrainConfig:
             raise ConfigError(f'augment_p {self.augment_p!r} must be in [0, 1] and val_fraction '
                               f'{self.val_fraction!r} in [0, 0.5).')
 
+    def get_preset(self) -> Preset:
+        """Return the preset, with this config's flow settings when it has any."""
+        return get_preset(self.preset, **({'flow': self.flow} if self.flow else {}))
+
     def resolved(self) -> dict[str, Any]:
         """Every setting with the preset's defaults filled in."""
-        preset = get_preset(self.preset)
+        preset = self.get_preset()
         values = asdict(self)
         for name in ('epochs', 'batch_size', 'lr', 'beta'):
             if values[name] is None:
@@ -154,6 +176,8 @@ class RunInfo:
     extra: dict[str, Any] = field(default_factory=dict)
     #: Which epoch's weights model.pt holds and why (empty for runs of older versions).
     selection: dict[str, Any] = field(default_factory=dict)
+    #: The flow input of a flow preset's run (None: colour frames).
+    flow: FlowSpec | None = None
 
 
 def versions() -> dict[str, str]:
@@ -195,7 +219,8 @@ def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
         info = RunInfo(path, meta['preset'], EncoderSpec.from_dict(meta['encoder']),
                        float(meta['decoder_width']), meta['config'], meta.get('data', {}),
                        meta.get('history', []), bool(meta.get('complete')),
-                       meta.get('extra', {}), dict(meta.get('selection') or {}))
+                       meta.get('extra', {}), dict(meta.get('selection') or {}),
+                       FlowSpec.from_dict(meta['flow']) if meta.get('flow') else None)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
     weights = path / (MODEL_FILE if info.complete else CHECKPOINT_FILE)
@@ -244,7 +269,7 @@ def _load_ensemble(path: Path, require_complete: bool) -> tuple[RunInfo, Ensembl
                    first.decoder_width, {**first.config, 'members': len(infos),
                                          'seeds': [m['seed'] for m in members]},
                    first.data, [], all(i.complete for i in infos), {'members': members},
-                   selection)
+                   selection, first.flow)
     return info, EnsembleVAE([model for _, model in loaded]).eval()
 
 
@@ -353,11 +378,16 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
 
     config = config or TrainConfig()
     settings = config.resolved()
-    preset = get_preset(config.preset)
+    preset = config.get_preset()
     spec = preset.encoder
     if data.images.shape[1:3] != spec.input_hw:
         raise ConfigError(f'Frames are {data.images.shape[1:3]!r} but preset {preset.name!r} '
                           f'expects {spec.input_hw!r}; load them at the preset size.')
+    if data.images.shape[3] != spec.in_channels:
+        raise ConfigError(f'Inputs have {data.images.shape[3]} planes but preset '
+                          f'{preset.name!r} reads {spec.in_channels}'
+                          + ('; turn the frames into flow stacks first (data.flowdata.'
+                             'flow_frames)' if preset.flow else '') + '.')
     device = choose_device(config.device)
     dist_info = init_distributed(device)
     set_threads(config.threads, dist_info.world)
@@ -398,6 +428,7 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
             scheduler.step()
 
     meta = {'preset': preset.name, 'encoder': spec.to_dict(),
+            **({'flow': preset.flow.to_dict()} if preset.flow else {}),
             'decoder_width': preset.decoder_width, 'config': settings, 'data': data.summary(),
             'versions': versions(), 'world_size': dist_info.world, 'device': device.type,
             'amp': str(amp).replace('torch.', '') if amp else 'off', 'complete': False}
