@@ -23,6 +23,9 @@ def generate_launch_description():
     arguments = [
         DeclareLaunchArgument('model_path', description='Path of the .vood model bundle '
                               '(written by `vae-ood export` and calibrated).'),
+        DeclareLaunchArgument('flow_model_path', default_value='',
+                              description='Optional flow bundle run beside model_path on the '
+                              'same cameras, alerts ORed (default: none).'),
         DeclareLaunchArgument('image_topics', default_value='',
                               description='YAML list of camera topics; names ending in '
                               "/compressed are CompressedImage (default: the params file's)."),
@@ -47,7 +50,7 @@ def _monitor_node(context):
     """Build the node; launch arguments left empty keep the params file's values."""
     overrides = {'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
                  'use_sim_time': LaunchConfiguration('use_sim_time')}
-    for key in ('image_topics', 'publish_debug_image'):
+    for key in ('flow_model_path', 'image_topics', 'publish_debug_image'):
         if LaunchConfiguration(key).perform(context):
             overrides[key] = LaunchConfiguration(key)
     return [Node(

@@ -65,11 +65,19 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     data = args.data
     if data is None:
         data = args.out / 'data'
-        for name, drives, seed in (('train', 40, 0), ('calib', 16, 10_000), ('test', 10, 20_000)):
+        for name, drives, seed in (('train', 40, 0), ('calib', 16, 10_000)):
             if not (data / name).is_dir():
                 synthesize(data / name, sequences=drives, frames=100, size=(160, 120),
                            seed=seed, shift=None, severity='test', mode='id', force=False)
-    return tuple(load_frames([data / name], 120, 160) for name in ('train', 'calib', 'test'))
+    test = data / 'test'
+    if args.test_frames or not test.is_dir():  # long drives: the sequences need OOD frames
+        test = args.out / f'test_{args.test_frames or 200}'
+        if not test.is_dir():
+            synthesize(test, sequences=args.test_drives, frames=args.test_frames or 200,
+                       size=(160, 120), seed=30_000, shift=None, severity='test', mode='id',
+                       force=False)
+    paths = (data / 'train', data / 'calib', test)
+    return tuple(load_frames([path], 120, 160) for path in paths)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--stack', type=int, default=None, help='flow fields per input')
     parser.add_argument('--compress', default=None, metavar='CANDIDATE',
                         help='also distil this candidate (e.g. student-w0.25-int8) and compare')
+    parser.add_argument('--test-frames', type=int, default=None,
+                        help='synthetic: generate test drives this long (default: DATA/test, '
+                        'or 200-frame drives without --data)')
+    parser.add_argument('--test-drives', type=int, default=20, help='synthetic test drives')
+    parser.add_argument('--run', type=Path, default=None,
+                        help='reuse this finished flow training run instead of training')
+    parser.add_argument('--partitions', nargs='+', default=None,
+                        help='the flow alert to calibrate (default: the default alert)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -110,10 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     stacks = {name: flow_frames(part, preset.flow) for name, part in small.items()}
     print(f'frames train/calib/test {len(train_set)}/{len(calib_set)}/{len(test_set)}; flow '
           f'stacks train/calib {len(stacks["train"])}/{len(stacks["calib"])}', flush=True)
-    run = args.out / 'flow_run'
-    train(stacks['train'], run, config, force=True)
+    run = args.run or args.out / 'flow_run'
+    if args.run is None:
+        train(stacks['train'], run, config, force=True)
     teacher = bundle_from_run(run, name='flow')
-    options = CalibrationOptions(seed=args.seed)
+    chosen = {'partitions': tuple(args.partitions)} if args.partitions else {}
+    options = CalibrationOptions(seed=args.seed, **chosen)
     teacher, _ = calibrate(teacher, stacks['calib'], options, log=lambda t: print('   ', t))
     bundles = {'flow': save_bundle(teacher, args.out / 'flow.vood', force=True)}
     if args.compress:

@@ -169,3 +169,32 @@ def test_flow_frames_needs_sequences_long_enough() -> None:
                         ('short',))
     with pytest.raises(DataError, match='consecutive frames'):
         flow_frames(frames, FlowSpec(stack=3))
+
+
+def test_a_flow_companion_ors_its_alert_into_the_frame_monitor() -> None:
+    spec = FlowSpec(stack=2)
+    flow = make_flow_bundle(spec, 60, 80)
+    part = flow.manifest.partitions[0]
+    alerting = flow.with_manifest(partitions=(type(part)(
+        part.name, part.dims, calibration_scores=np.zeros(10), threshold=-1.0),))
+    frame_bundle = make_bundle()
+    quiet_part = frame_bundle.manifest.partitions[0]
+    quiet = frame_bundle.with_manifest(partitions=(type(quiet_part)(
+        quiet_part.name, quiet_part.dims, calibration_scores=np.ones(10), threshold=1e9),))
+    companion = Monitor(alerting)
+    both = Monitor(quiet, companion=companion)
+    alone = Monitor(quiet)
+    frames = moving_frames(4)
+    decisions = [both.process(f, i * PERIOD) for i, f in enumerate(frames)]
+    singles = [alone.process(f, i * PERIOD) for i, f in enumerate(frames)]
+    assert [d.alert for d in decisions] == [False, False, True, True]
+    assert not any(d.alert for d in singles)
+    assert decisions[2].fired == ('flow/all',)
+    assert [p.name for p in decisions[2].partitions] == ['all', 'flow/all']
+    assert decisions[2].score == singles[2].score  # the frame bundle's encoding
+    assert decisions[2].latency.flow > 0 and decisions[2].latency.total > 0
+    assert both.counts('camera').alerts == 2
+    both.reset()
+    assert not both.process(frames[0], 10 * PERIOD).alert  # the companion restarted too
+    with pytest.raises(ConfigError, match='companion'):
+        Monitor(quiet, companion=both)

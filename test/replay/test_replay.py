@@ -261,3 +261,21 @@ def test_replay_layer_imports(tmp_path: Path) -> None:
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_flow_bundle_replays_like_the_monitor(tmp_path: Path) -> None:
+    from vae_ood_monitor.core.flow import FlowSpec
+    from vood_testing import make_flow_bundle
+
+    bundle = make_flow_bundle(FlowSpec(stack=3), 30, 40)
+    made = make_bag(frames(), tmp_path / 'bag', BagSpec(topic=TOPIC))
+    result = replay_bag(made.path, bundle, config())
+    track = result.cameras['cam_image_raw']
+    assert track.frames == track.processed == 40 and not track.failed
+    direct = Monitor(bundle, QUIET)
+    expected = [direct.process(encode_rgb(f.image, 'rgb8'), T0_NS + i * 50_000_000,
+                               'cam_image_raw') for i, f in enumerate(frames())]
+    assert track.score == [d.score for d in expected]
+    assert track.score[:3] == [0.0] * 3 and all(s > 0 for s in track.score[3:])
+    latency = track.array('latency_ns')
+    assert latency.shape == (40, 6) and (latency[3:, 2] > 0).all()  # the flow stage

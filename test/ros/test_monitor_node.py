@@ -180,6 +180,27 @@ def test_parameters_are_refused_with_a_reason_naming_them(graph: RosGraph, model
         True, ['camera/image_raw']]
 
 
+def test_a_flow_bundle_beside_the_frame_bundle_ors_its_alert(graph: RosGraph, model: Path,
+                                                             tmp_path: Path) -> None:
+    from vae_ood_monitor.core.flow import FlowSpec
+    from vood_testing import make_flow_bundle
+
+    flow = make_flow_bundle(FlowSpec(stack=2), 12, 16)
+    part = flow.manifest.partitions[0]
+    always = Partition(part.name, part.dims, calibration_scores=np.zeros(10), threshold=-1.0)
+    flow_model = save_bundle(flow.with_manifest(partitions=(always,)), tmp_path / 'flow.vood')
+    node = graph.monitor(model, flow_model_path=str(flow_model))
+    alerts = graph.subscribe(Bool, f'ood/{CAMERA}/alert')
+    scores = graph.subscribe(Float32, f'ood/{CAMERA}/score')
+    publisher = graph.publisher(Image, 'camera/image_raw')
+    # normal frames: the frame bundle is quiet, the flow bundle (alerting on any motion) fires
+    # once its two-field stack is full, and the camera's alert is the OR of both
+    assert graph.spin_until(lambda: len(scores) >= 5 and alerts and alerts[-1].data,
+                            each=Feeder(publisher, NORMAL))
+    assert 0.5 < scores[-1].data < 1.5  # the frame bundle's score
+    assert node.alive()
+
+
 def test_reset_clears_the_alert(graph: RosGraph, model: Path) -> None:
     graph.monitor(model, decision='threshold', clear_frames=10000)
     alerts = graph.subscribe(Bool, f'ood/{CAMERA}/alert')

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from vae_ood_monitor.cli.common import add_force, check_output
 from vae_ood_monitor.cli.options import (add_calibration_options, add_distill_options,
                                          calibration_options, check_shifts, distill_config,
-                                         with_transfer)
+                                         MOTION_SHIFTS, with_transfer)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.train.search import Candidate
@@ -51,7 +51,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--target', default='cpu', choices=['cpu', 'gpu'],
                         help='cpu: int8 candidates; gpu: fp16 candidates')
     parser.add_argument('--shifts', nargs='+', default=list(DEFAULT_SHIFTS),
-                        help=f'validation shifts (default: {" ".join(DEFAULT_SHIFTS)})')
+                        help=f'validation shifts (default: {" ".join(DEFAULT_SHIFTS)}); motion '
+                        f'anomalies ({", ".join(MOTION_SHIFTS)}) too, for flow teachers')
     parser.add_argument('--candidates', nargs='+', default=None, metavar='NAME',
                         help='search only these candidates of the grid (default: all; '
                         'e.g. the lean recipe found on another teacher)')
@@ -68,8 +69,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.dataset import FrameArray, load_frames
+    from vae_ood_monitor.data.flowdata import flow_frames
     from vae_ood_monitor.data.shifts import shift_frames
+    from vae_ood_monitor.evaluate.motion import motion_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.core.bundle import load_bundle, save_bundle
     from vae_ood_monitor.evaluate.calibration import calibrate, calibrate_and_score
@@ -77,21 +80,32 @@ def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.train.search import run_search, select_grid
     from vae_ood_monitor.train.trainer import load_run
 
-    check_shifts(args.shifts)
+    check_shifts(args.shifts, motion=True)
     grid = select_grid(args.target, args.candidates)
     if not (args.resume and (args.out / 'candidates').is_dir()):
         check_output(args.out, args.force, remove=True)
     options = calibration_options(args)
     info, teacher = load_run(args.run)
+    config = distill_config(args)
+    if info.flow is not None:  # a flow teacher: students learn its flow stacks, unaugmented
+        config = replace(config, augment=())
     height, width = info.spec.input_hw
-    frames = with_transfer(load_frames(args.data, height, width), args)
+
+    def inputs(frames: FrameArray) -> FrameArray:
+        return frames if info.flow is None else flow_frames(frames, info.flow)
+
+    frames = inputs(with_transfer(load_frames(args.data, height, width), args))
     calib = whole_calib = load_frames(args.calib, height, width)
     if args.val:
         val = load_frames(args.val, height, width)
     else:
         calib, val = calib.split_groups(0.5)
-    shifted = {kind: replace(val, images=shift_frames(val.images, kind, 'test', args.seed))
+    shifted = {kind: inputs(motion_frames(val, kind, args.seed) if kind in MOTION_SHIFTS else
+                            replace(val, images=shift_frames(val.images, kind, 'test',
+                                                             args.seed)))
                for kind in args.shifts}
+    split = whole_calib is not calib
+    calib, whole_calib, val = inputs(calib), inputs(whole_calib), inputs(val)
     assess = partial(calibrate_and_score, calib=calib, val=val, ood=shifted, options=options)
     timer = partial(median_total_ms, config=BenchConfig(
         frames=args.bench_frames, warmup=30, threads=args.threads,
@@ -100,11 +114,11 @@ def _compress(args: argparse.Namespace) -> int:
     teacher_row, rows = run_search(
         teacher, bundle_from_run(args.run, name='teacher-fp32'), frames, calib,
         grid, args.out, assess, timer, budget=args.budget_auroc_drop,
-        config=distill_config(args), progress=not args.no_progress,
+        config=config, progress=not args.no_progress,
         resume=args.resume, log=lambda text: print(f'  {text}'))
     within = [r for r in rows[1:] if r.min_drop(teacher_row.auroc) <= args.budget_auroc_drop]
     best = min(within, key=lambda r: r.median_ms) if within else teacher_row
-    if whole_calib is calib:
+    if not split:
         shutil.copyfile(best.path, args.out / 'lean.vood')
     else:
         # the search calibrated on the first halves of the sequences (the second halves judged

@@ -28,7 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--seed', type=int, default=0, help='seed of the first drive')
     parser.add_argument('--shift', default=None,
                         help='OOD shift: rain, brightness, fog, snow, motion_blur, noise, '
-                        'occlusion, objects (default: none)')
+                        'occlusion, objects, or a motion anomaly of the drive: shake, frozen, '
+                        'speed (3x), reverse, drop (half the frames; their stamps stay '
+                        'missing) (default: none)')
     parser.add_argument('--severity', default='test',
                         help="'train', 'test' (sampled from that range per drive) or a number "
                         'in [0, 1]')
@@ -60,9 +62,12 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
         raise ConfigError(f'--sequences {sequences!r} and --frames {frames!r} must be >= 1.')
     if workers is not None and workers < 1:
         raise ConfigError(f'--workers {workers!r} must be >= 1.')
-    kind = None if shift is None else _shift_kind(ShiftKind, shift)
-    seq_mode = SequenceMode(mode or ('m1' if kind else 'id'))
-    if kind is None and seq_mode is not SequenceMode.ID:
+    from vae_ood_monitor.data.motion import MotionKind
+
+    motion = MotionKind(shift) if shift in {k.value for k in MotionKind} else None
+    kind = None if shift is None or motion else _shift_kind(ShiftKind, shift)
+    seq_mode = SequenceMode(mode or ('m1' if kind or motion else 'id'))
+    if kind is None and motion is None and seq_mode is not SequenceMode.ID:
         raise ConfigError(f'--mode {seq_mode.value} needs --shift; without a shift only --mode '
                           'id makes sense.')
     if kind is not None:  # a bad --severity fails before the progress bar starts
@@ -74,8 +79,13 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
     # severities drawn in drive order first: the output does not depend on the worker count
     levels = [0.0 if kind is None else _severity(kind, severity, rng, sample_severity)
               for _ in range(sequences)]
-    jobs = [(seed + number, frames, kind, level, seq_mode, config)
-            for number, level in enumerate(levels)]
+    if motion is not None:  # clean drives, long enough for the anomaly, shifted below
+        from vae_ood_monitor.data.motion import source_frames
+        jobs = [(seed + number, source_frames(frames, motion, seq_mode.value), None, 0.0,
+                 SequenceMode.ID, config) for number in range(sequences)]
+    else:
+        jobs = [(seed + number, frames, kind, level, seq_mode, config)
+                for number, level in enumerate(levels)]
     workers = max(1, min(workers or os.cpu_count() or 1, sequences))
     with contextlib.ExitStack() as stack:
         writer = stack.enter_context(FolderWriter(out, force=force))
@@ -88,10 +98,15 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
         if show_progress:
             rendered = progress(rendered, sequences, f'synth {out.name}', 'drive')
         for (number, _, _, level, _, _), (images, labels) in zip(jobs, rendered):
-            for index, (image, label) in enumerate(zip(images, labels)):
-                writer.write(image, label=int(label), stamp_ns=index * period_ns,
-                             sequence=number, shift=kind.value if kind else 'none',
-                             severity=f'{level:.3f}')
+            positions = np.arange(len(images))
+            if motion is not None:
+                from vae_ood_monitor.data.motion import motion_sequence
+                images, positions, labels = motion_sequence(
+                    images, frames, motion, seq_mode.value, np.random.default_rng([seed, number]))
+            name = (kind or motion).value if (kind or motion) else 'none'
+            for position, image, label in zip(positions, images, labels):
+                writer.write(image, label=int(label), stamp_ns=int(position) * period_ns,
+                             sequence=number, shift=name, severity=f'{level:.3f}')
                 written += 1
     return written
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict, replace
 from pathlib import Path
 import sys
 from typing import Any, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output, emit_json
 from vae_ood_monitor.cli.options import (add_calibration_options, add_data_options, ALL_SHIFTS,
-                                         calibration_options, check_shifts, load_for_bundle)
+                                         calibration_options, check_shifts, load_for_bundle,
+                                         MOTION_SHIFTS)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
@@ -51,7 +53,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--ood', nargs='+', default=[], help='OOD frame sources')
     parser.add_argument('--shift', nargs='+', default=[],
                         help=f'test-range shifts to apply to the --id frames: '
-                        f'{", ".join(ALL_SHIFTS)} or all')
+                        f'{", ".join(ALL_SHIFTS)} or all; and motion anomalies of the --id '
+                        f'sequences: {", ".join(MOTION_SHIFTS)} or motion')
     parser.add_argument('--sequences', action='store_true',
                         help='also evaluate the sequential decision on m1/m2/m3 sequences')
     parser.add_argument('--per-kind', type=int, default=None, metavar='N',
@@ -78,7 +81,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = args.out or args.model
     if args.out is not None:
         check_output(args.out, args.force)
-    frames = load_for_bundle(bundle, args.data, args)
+    frames = load_for_bundle(bundle, args.data, args, inputs=True)
     bundle, _ = calibrate(bundle, frames, options, log=lambda text: print(f'  {text}'))
     save_bundle(bundle, out, force=True if args.out is None else args.force)
     print(describe_partitions(bundle))
@@ -112,7 +115,9 @@ def describe_partitions(bundle: Bundle) -> str:
 def _evaluate(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.bundle import load_bundle
     from vae_ood_monitor.core.errors import ConfigError
+    from vae_ood_monitor.data.flowdata import model_inputs
     from vae_ood_monitor.data.shifts import shift_frames
+    from vae_ood_monitor.evaluate.motion import motion_frames, motion_sequences
     from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images
@@ -122,34 +127,63 @@ def _evaluate(args: argparse.Namespace) -> int:
         from vae_ood_monitor.core.errors import CalibrationError
         raise CalibrationError(f'{str(args.model)!r} is not calibrated; run `vae-ood calibrate '
                                f'{args.model} --data ID_FRAMES` first.')
-    shifts = list(ALL_SHIFTS) if 'all' in args.shift else list(args.shift)
-    check_shifts(shifts, also=' or all')
-    if not shifts and not args.ood:
+    shifts = [s for name in args.shift for s in {'all': ALL_SHIFTS, 'motion': MOTION_SHIFTS}
+              .get(name, (name,))]
+    shifts = list(dict.fromkeys(shifts))
+    check_shifts(shifts, also=', all, motion', motion=True)
+    motion = [s for s in shifts if s in MOTION_SHIFTS]
+    shifts = [s for s in shifts if s not in MOTION_SHIFTS]
+    flow = bundle.manifest.flow is not None
+    if not shifts and not motion and not args.ood:
         raise ConfigError('Nothing to evaluate against: pass --ood DATA and/or --shift NAME.')
+    if flow and args.sequences and shifts:
+        raise ConfigError(f'--sequences of frame shifts ({", ".join(shifts)}) is not built for '
+                          'flow bundles; evaluate their sequences with motion shifts '
+                          f'({", ".join(MOTION_SHIFTS)}).')
     if args.out is not None:
         check_output(args.out, args.force, remove=True)
     id_frames = load_for_bundle(bundle, args.id_data, args)
+
+    def inputs(frames: FrameArray, labelled: int | None = None) -> FrameArray:
+        """Return what the encoder reads (flow stacks: made before any frame is dropped)."""
+        frames = model_inputs(frames, bundle.manifest)
+        if labelled == 0:
+            return frames.subset(frames.labels != 1)
+        if labelled == 1 and (frames.labels == 1).any():
+            return frames.subset(frames.labels == 1)
+        return frames
+
+    id_inputs = inputs(id_frames, 0)
     id_frames = id_frames.subset(id_frames.labels != 1)
-    id_rows = encodings_of_images(bundle, id_frames.images)
-    ood_rows, ood_images = {}, {}
+    id_rows = encodings_of_images(bundle, id_inputs.images)
+    ood_sets: dict[str, FrameArray] = {}
     for path in args.ood:
-        frames = load_for_bundle(bundle, [path], args)
-        if (frames.labels == 1).any():
-            frames = frames.subset(frames.labels == 1)
         name = Path(path).name
-        while name in ood_rows or name in shifts:  # keep every set, even with equal names
+        while name in ood_sets or name in shifts + motion:  # keep every set, even equal names
             name += "'"
-        ood_images[name] = frames.images
+        ood_sets[name] = inputs(load_for_bundle(bundle, [path], args), 1)
     for kind in shifts:
-        ood_images[kind] = shift_frames(id_frames.images, kind, 'test', args.seed)
-    for name, images in ood_images.items():
-        ood_rows[name] = encodings_of_images(bundle, images)
+        ood_sets[kind] = inputs(replace(id_frames, images=shift_frames(
+            id_frames.images, kind, 'test', args.seed)))
+    for kind in motion:
+        ood_sets[kind] = inputs(motion_frames(id_frames, kind, args.seed))
+    ood_rows = {name: encodings_of_images(bundle, frames.images)
+                for name, frames in ood_sets.items()}
     evaluation = evaluate_encodings(bundle, id_rows, ood_rows)
-    has_baseline = add_baseline(evaluation, bundle, id_frames.images, ood_images)
+    has_baseline = not flow and add_baseline(evaluation, bundle, id_frames.images,
+                                             {k: v.images for k, v in ood_sets.items()})
     sequence_table = ''
     if args.sequences:
-        evaluation.extra['sequences'], sequence_table = _sequences(bundle, id_frames, shifts,
-                                                                   args)
+        summary, sequence_table = ({}, '')
+        if shifts:
+            summary, sequence_table = _sequences(bundle, id_frames, shifts, args)
+        if motion:
+            results = motion_sequences(bundle, id_frames, motion, args.seed)
+            summary['motion'] = {k: asdict(v) for k, v in results.items()}
+            sequence_table += ('\n\n' if sequence_table else '') + '\n'.join(
+                ['| motion anomaly (m2) | sequences |', '|---|---|']
+                + [f'| {k} | {v.describe()} |' for k, v in results.items()])
+        evaluation.extra['sequences'] = summary
     if args.out is not None:
         write_report(evaluation, args.out, title=f'OOD evaluation of {bundle.name}',
                      notes=sequence_table)
@@ -162,7 +196,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f'named shifts (used in training or calibration): '
                   f'{", ".join(evaluation.named)}; the others say how the detector meets the '
                   'unexpected')
-        if not has_baseline:
+        if not has_baseline and not flow:
             print('no colour baseline in this bundle: calibrate it again with this version to '
                   'compare the detector with the built-in baseline')
         if sequence_table:
@@ -206,6 +240,11 @@ def _info(args: argparse.Namespace) -> int:
           f'{model.latent_dim}')
     print(f'  input   {spec.width}x{spec.height} {spec.channel_order.value}, '
           f'{spec.interpolation.value} resize, mean {spec.mean}, std {spec.std}')
+    if manifest.flow is not None:
+        flow = manifest.flow
+        print(f'  flow    a stack of {flow.stack} Farneback fields ({flow.components}) of '
+              f'consecutive frames, +-{flow.max_displacement:g} px, restarted after gaps over '
+              f'{flow.max_gap_s:g} s')
     if not manifest.partitions:
         print('  not calibrated: run `vae-ood calibrate`')
     else:

@@ -132,7 +132,8 @@ def _train(args: argparse.Namespace) -> int:
               f'frames -> {info.path} (latent {info.spec.latent_dim} = {args.members} x '
               f'{info.spec.latent_dim // args.members})')
     else:
-        print(f'trained {info.preset} on {len(frames)} frames -> {info.path} '
+        what = 'flow stacks' if preset.flow is not None else 'frames'
+        print(f'trained {info.preset} on {len(frames)} {what} -> {info.path} '
               f'(final loss {last.get("loss", float("nan")):.1f}, '
               f'val {last.get("val_loss", float("nan")):.1f})')
     print(describe_selection(info.selection, len(info.history)))
@@ -167,7 +168,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.calibrate:
         from vae_ood_monitor.cli.options import calibration_options, load_for_bundle
         from vae_ood_monitor.evaluate.calibration import calibrate
-        frames = load_for_bundle(bundle, args.calibrate, args)
+        frames = load_for_bundle(bundle, args.calibrate, args, inputs=True)
         bundle, _ = calibrate(bundle, frames, calibration_options(args),
                               log=lambda text: print(f'  {text}'))
     save_bundle(bundle, args.out, force=args.force)

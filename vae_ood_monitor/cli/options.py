@@ -13,24 +13,28 @@ if TYPE_CHECKING:
     from vae_ood_monitor.evaluate.calibration import CalibrationOptions
     from vae_ood_monitor.train.distill import DistillConfig
 
-__all__ = ['ALL_SHIFTS', 'add_calibration_options', 'add_data_options', 'add_distill_options',
-           'calibration_options', 'check_shifts', 'distill_config', 'load_for_bundle',
-           'with_transfer']
+__all__ = ['ALL_SHIFTS', 'MOTION_SHIFTS', 'add_calibration_options', 'add_data_options',
+           'add_distill_options', 'calibration_options', 'check_shifts', 'distill_config',
+           'load_for_bundle', 'with_transfer']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
               'objects')
+#: Motion anomalies of whole sequences (:mod:`vae_ood_monitor.data.motion`, in its order).
+MOTION_SHIFTS = ('shake', 'frozen', 'speed', 'reverse', 'drop')
 
 
-def check_shifts(names: Sequence[str], option: str = '', also: str = '') -> None:
+def check_shifts(names: Sequence[str], option: str = '', also: str = '',
+                 motion: bool = False) -> None:
     """Raise ConfigError naming every unknown shift in ``names`` (given to ``option``)."""
     from vae_ood_monitor.core.errors import ConfigError
 
-    unknown = sorted(set(names) - set(ALL_SHIFTS))
+    known = ALL_SHIFTS + (MOTION_SHIFTS if motion else ())
+    unknown = sorted(set(names) - set(known))
     if unknown:
         where = f' in {option}' if option else ''
         raise ConfigError(f'Unknown shift(s) {unknown!r}{where}; choose from '
-                          f'{", ".join(ALL_SHIFTS)}{also}.')
+                          f'{", ".join(known)}{also}.')
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -150,11 +154,17 @@ def with_transfer(frames: FrameArray, args: argparse.Namespace) -> FrameArray:
     return concat_frames([frames, extra])
 
 
-def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None) -> FrameArray:
-    """Load frames at the bundle's input size with its interpolation."""
+def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None, *,
+                    inputs: bool = False) -> FrameArray:
+    """Load frames at the bundle's input size with its interpolation.
+
+    ``inputs``: return what the encoder reads of them (a flow bundle's flow stacks).
+    """
     from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.flowdata import model_inputs
 
     spec = bundle.manifest.input
-    return load_frames(paths, spec.height, spec.width, spec.interpolation,
-                       limit=getattr(args, 'limit', None), stride=getattr(args, 'stride', 1),
-                       skip_first=getattr(args, 'skip_first', 0), progress=tqdm_progress)
+    frames = load_frames(paths, spec.height, spec.width, spec.interpolation,
+                         limit=getattr(args, 'limit', None), stride=getattr(args, 'stride', 1),
+                         skip_first=getattr(args, 'skip_first', 0), progress=tqdm_progress)
+    return model_inputs(frames, bundle.manifest) if inputs else frames

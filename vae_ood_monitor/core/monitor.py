@@ -7,7 +7,7 @@ per-camera state (sequential detectors, alert latch, counters) is keyed by camer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 import math
 import os
@@ -103,6 +103,21 @@ class Decision:
     layout: Layout
     ready: bool = True
 
+    def joined(self, other: Decision, prefix: str) -> Decision:
+        """Return this decision with a companion's alert ORed in.
+
+        The companion's partitions and triggers join this one's, their names prefixed (the
+        Monitor uses its bundle's kind: ``flow/generic``); the latency adds up stage by stage.
+        The encoding (``row``, ``kl``, ``score``) and ``ready`` stay this decision's.
+        """
+        partitions = self.partitions + tuple(replace(p, name=prefix + p.name)
+                                             for p in other.partitions)
+        mine, theirs = self.latency.as_dict(), other.latency.as_dict()
+        latency = Latency(**{k: mine[k] + theirs[k] for k in mine})
+        return replace(self, partitions=partitions, alert=self.alert or other.alert,
+                       fired=self.fired + tuple(prefix + f for f in other.fired),
+                       latency=latency)
+
     @cached_property
     def kl(self) -> NDArray[np.float64]:
         """Per-dim KL divergence of the frame's latent posterior from the prior."""
@@ -136,8 +151,14 @@ class Monitor:
     """Run a bundle's encoder on camera frames and decide whether they are out of distribution."""
 
     def __init__(self, bundle: Bundle | str | os.PathLike[str],
-                 config: MonitorConfig | None = None, encoder: Encoder | None = None) -> None:
+                 config: MonitorConfig | None = None, encoder: Encoder | None = None, *,
+                 companion: Monitor | None = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        #: A second monitor judging the same frames (e.g. a flow bundle beside a frame
+        #: bundle): its alert is ORed into this one's decisions (see :meth:`Decision.joined`).
+        self.companion = companion
+        if companion is not None and companion.companion is not None:
+            raise ConfigError('A companion monitor cannot have a companion of its own.')
         self.config = config or MonitorConfig()
         manifest = self.bundle.manifest
         partitions = [p for p in manifest.partitions
@@ -197,7 +218,16 @@ class Monitor:
         """
         state = self._camera(camera)
         if state.stacker is not None:
-            return self._process_flow(state, frame, stamp_ns, camera)
+            decision = self._process_flow(state, frame, stamp_ns, camera)
+        else:
+            decision = self._process_frame(state, frame, stamp_ns, camera)
+        if self.companion is not None:
+            decision = decision.joined(self.companion.process(frame, stamp_ns, camera),
+                                       f'{self.companion.bundle.manifest.kind}/')
+        return self._record(state, decision)
+
+    def _process_frame(self, state: _Camera, frame: Any, stamp_ns: int,
+                       camera: str) -> Decision:
         t0 = time.perf_counter_ns()
         try:
             pixels, order = self._pixels(frame)
@@ -215,9 +245,8 @@ class Monitor:
         states, fired, alert = state.decider.update(row)
         t4 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
-        decision = Decision(camera, int(stamp_ns), row, states, alert, fired, latency,
-                            self.mode, self._layout)
-        return self._record(state, decision)
+        return Decision(camera, int(stamp_ns), row, states, alert, fired, latency, self.mode,
+                        self._layout)
 
     def _process_flow(self, state: _Camera, frame: Any, stamp_ns: int,
                       camera: str) -> Decision:
@@ -247,9 +276,8 @@ class Monitor:
             t4 = t3
         t5 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t4 - t3, t5 - t4, t5 - t0, flow=t3 - t2)
-        decision = Decision(camera, int(stamp_ns), row, states, alert, fired, latency,
-                            self.mode, self._layout, ready)
-        return self._record(state, decision)
+        return Decision(camera, int(stamp_ns), row, states, alert, fired, latency, self.mode,
+                        self._layout, ready)
 
     def _record(self, state: _Camera, decision: Decision) -> Decision:
         alert = decision.alert
@@ -271,10 +299,12 @@ class Monitor:
         self._camera(camera).counts.failed[kind] += 1
 
     def reset(self, camera: str | None = None) -> None:
-        """Clear the sequential state of one camera, or of all cameras."""
+        """Clear the sequential state of one camera, or of all cameras (companion's too)."""
         for name, state in self._cameras.items():
             if camera is None or name == camera:
                 state.reset()
+        if self.companion is not None:
+            self.companion.reset(camera)
 
     @property
     def cameras(self) -> list[str]:

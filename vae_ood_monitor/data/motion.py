@@ -33,7 +33,7 @@ from vae_ood_monitor.core.errors import ConfigError
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ['MotionKind', 'motion_shift']
+__all__ = ['MotionKind', 'motion_sequence', 'motion_shift', 'source_frames']
 
 
 class MotionKind(str, Enum):
@@ -90,3 +90,45 @@ def motion_shift(images: NDArray[np.uint8], stamps: NDArray[np.int64], kind: Mot
     keep = rng.random(len(images)) >= drop_fraction
     keep[0] = True
     return images[keep].copy(), stamps[keep].copy()
+
+
+def source_frames(n: int, kind: MotionKind | str, mode: str, speed_factor: int = 3) -> int:
+    """Clean frames to render for an ``n``-frame :func:`motion_sequence` (speed needs more)."""
+    from vae_ood_monitor.data.sequences import ood_mask
+
+    ood = int(ood_mask(n, mode).sum())
+    return n + (speed_factor - 1) * ood if MotionKind(kind) is MotionKind.SPEED else n
+
+
+def motion_sequence(images: NDArray[np.uint8], n: int, kind: MotionKind | str, mode: str,
+                    rng: np.random.Generator, *, speed_factor: int = 3
+                    ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.bool_]]:
+    """Make an ``n``-frame drive with motion anomaly ``kind`` over the OOD stretch of ``mode``.
+
+    ``images`` is the clean drive, :func:`source_frames` long. Returns the frames, their
+    frame *positions* (multiply by the frame period for stamps: dropped frames leave gaps)
+    and the OOD labels. The frames after the stretch continue the drive where it left off.
+    """
+    from vae_ood_monitor.data.sequences import ood_mask
+
+    kind = MotionKind(kind)
+    mask = ood_mask(n, mode)
+    where = np.flatnonzero(mask)
+    if len(images) < source_frames(n, kind, mode, speed_factor):
+        raise ConfigError(f'{len(images)} clean frames are too few for a {n}-frame {kind.value} '
+                          f'drive in mode {mode}; render source_frames(...) of them.')
+    if not len(where):
+        return images[:n].copy(), np.arange(n, dtype=np.int64), mask
+    lo, hi = int(where[0]), int(where[-1]) + 1
+    end = lo + (hi - lo) * (speed_factor if kind is MotionKind.SPEED else 1)
+    positions = np.arange(len(images), dtype=np.int64)
+    shifted, kept = motion_shift(images[lo:end], positions[lo:end], kind, rng,
+                                 speed_factor=speed_factor)
+    if kind is not MotionKind.DROP:  # the anomaly plays at the normal frame rate
+        kept = np.arange(lo, lo + len(shifted), dtype=np.int64)
+    tail = images[end:end + n - hi]
+    frames = np.concatenate([images[:lo], shifted, tail])
+    stamps = np.concatenate([positions[:lo], kept, np.arange(hi, hi + len(tail))])
+    labels = np.concatenate([np.zeros(lo, bool), np.ones(len(shifted), bool),
+                             np.zeros(len(tail), bool)])
+    return frames, stamps, labels

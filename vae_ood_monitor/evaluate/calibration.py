@@ -243,7 +243,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
     for name in options.partitions:
         if name == GENERIC:
             plan, details, honest_b = _generic_plan(rows_a, rows_b, part_a, part_b, layout,
-                                                    options)
+                                                    options, flow)
             say(f'partition {name}: {details["method"]} distance over {details["features"]} '
                 f'encoder features ({", ".join(details["groups"])})'
                 + (f', {details["reference"]} reference frames' if details['reference']
@@ -281,7 +281,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
                                       sequences=sequences_a)
     partitions = list(calibrated.manifest.partitions)
     if options.sequential and sequences_b:
-        shifted = _validation_sequences(part_b, rows_b, options, encode)
+        shifted = _validation_sequences(part_b, rows_b, options, encode, flow)
         share = options.alarm_rate / len(partitions)  # the alert ORs them: split the budget
         report['alarm_rate_per_partition'] = share
         long_b = [idx for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
@@ -339,7 +339,7 @@ def _certified(target: float, frames: int, plans: list[PartitionPlan], report: d
 
 def _generic_plan(rows_a: NDArray[np.float64], rows_b: NDArray[np.float64],
                   part_a: FrameArray, part_b: FrameArray, layout: Layout,
-                  options: CalibrationOptions
+                  options: CalibrationOptions, flow: bool = False
                   ) -> tuple[PartitionPlan, dict[str, Any], NDArray[np.float64]]:
     """Plan the generic partition: a density model fitted on every calibration frame.
 
@@ -352,11 +352,14 @@ def _generic_plan(rows_a: NDArray[np.float64], rows_b: NDArray[np.float64],
     honest_a, honest_b = scores[:len(rows_a)], scores[len(rows_a):]
     dims = tuple(sorted({c % layout.latent_dim for c in density.columns
                          if c < 2 * layout.latent_dim}))
-    details = {'selection': 'all', 'tail': 'upper', 'method': density.method.value,
+    # a flow bundle's generic score is two-sided: motion that stops altogether (a frozen
+    # stream) can sit nearer the middle of the in-distribution features than any real drive
+    tail = Tail.TWO_SIDED if flow else Tail.UPPER
+    details = {'selection': 'all', 'tail': tail.value, 'method': density.method.value,
                'groups': list(density.groups), 'features': len(density.columns),
                'reference': 0 if density.reference is None else len(density.reference),
                'dims': list(dims)}
-    return (PartitionPlan(GENERIC, dims, DimSelection.ALL, Tail.UPPER, density=density,
+    return (PartitionPlan(GENERIC, dims, DimSelection.ALL, tail, density=density,
                           scores=honest_a), details, honest_b)
 
 
@@ -416,7 +419,8 @@ def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
 
 def _validation_sequences(part_b: FrameArray, rows_b: NDArray[np.float64],
                           options: CalibrationOptions,
-                          encode: Callable[[NDArray[np.uint8]], NDArray[np.float64]]
+                          encode: Callable[[NDArray[np.uint8]], NDArray[np.float64]],
+                          flow: bool = False
                           ) -> dict[str, list[tuple[NDArray[np.float64], int,
                                                     NDArray[np.intp]]]]:
     """B's sequences with each validation shift applied from the middle on (mode m2).
@@ -428,7 +432,6 @@ def _validation_sequences(part_b: FrameArray, rows_b: NDArray[np.float64],
     """
     out: dict[str, list[tuple[NDArray[np.float64], int, NDArray[np.intp]]]] = {}
     rng = np.random.default_rng([options.seed, 104729])
-    flow = part_b.images.shape[3] != 3
     kinds = (FLOW_NOISE,) if flow else dict.fromkeys(options.shifts_for_delta + options.named)
     for kind in kinds:
         for number, idx in enumerate(_sequences(part_b)):

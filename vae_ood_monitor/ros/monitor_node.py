@@ -136,7 +136,9 @@ class MonitorNode(Node):
             check_refused(self._refused)
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
             started = time.monotonic()
-            monitor = Monitor(config.model_path, config.monitor)
+            companion = (Monitor(config.flow_model_path, config.monitor)
+                         if config.flow_model_path else None)
+            monitor = Monitor(config.model_path, config.monitor, companion=companion)
         except Exception as err:  # bad parameters, a bad bundle or provider: not a crash
             self.get_logger().error(f'configure failed: {err}')
             return TransitionCallbackReturn.FAILURE
@@ -144,10 +146,15 @@ class MonitorNode(Node):
             self.get_logger().warning(note)
         with self._monitor_lock:
             self._monitor = monitor
+        beside = ''
+        if monitor.companion is not None:
+            other = monitor.companion.bundle
+            beside = (f'; beside it the {other.manifest.kind} bundle {other.name!r} '
+                      f'({other.short_hash}), alerts ORed')
         self.get_logger().info(
             f'loaded model {monitor.bundle.name!r} ({monitor.bundle.short_hash}) in '
             f'{time.monotonic() - started:.2f} s: provider {monitor.provider}, decision '
-            f'{monitor.mode.value}')
+            f'{monitor.mode.value}{beside}')
         self._config = config
         topics = output_topics()
         self._aggregate = {'alert': self.create_lifecycle_publisher(Bool, topics.alert, 10),

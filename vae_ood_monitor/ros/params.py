@@ -59,6 +59,10 @@ class ParamSpec:
 MONITOR_PARAMS = (
     ParamSpec('model_path', '', 'str', 'Path of the .vood model bundle to load (required).',
               read_only=True),
+    ParamSpec('flow_model_path', '', 'str', 'Optional second bundle judging the same cameras, '
+              'usually a flow bundle (camera shake, frozen or dropped frames, motion changes) '
+              'beside a frame bundle: its alerts are ORed into the alert of each camera.',
+              read_only=True),
     ParamSpec('image_topics', ['camera/image_raw'], 'str_list',
               'Camera topics to monitor; topics ending in /compressed carry '
               'sensor_msgs/CompressedImage.', read_only=True, non_empty=True),
@@ -236,6 +240,7 @@ class MonitorNodeConfig:
     latency_budget_ms: float
     autostart: bool
     max_frame_age_s: float = 1.0
+    flow_model_path: str = ''
 
 
 def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
@@ -262,7 +267,8 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
     monitor = MonitorConfig(decision=decision, session=session, clear_frames=v['clear_frames'],
                             cusum_cap=v['cusum_cap'] or None)
     return MonitorNodeConfig(
-        model_path=v['model_path'], image_topics=topics, qos_reliability=v['qos_reliability'],
+        model_path=v['model_path'], flow_model_path=v['flow_model_path'], image_topics=topics,
+        qos_reliability=v['qos_reliability'],
         qos_depth=v['qos_depth'], monitor=monitor,
         publish_debug_image=v['publish_debug_image'], debug_image_width=v['debug_image_width'],
         heartbeat_period_s=float(v['heartbeat_period_s']),

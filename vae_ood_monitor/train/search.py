@@ -233,7 +233,8 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
     ``resume``, a candidate whose bundle is already in ``out/candidates`` and was built from the
     same recipe (spec and distillation settings) is re-assessed instead of rebuilt (an
     interrupted search loses one candidate at most); a bundle built from another recipe is an
-    error rather than silently reused.
+    error rather than silently reused. A flow teacher (``teacher_bundle`` of kind flow) gets
+    flow students: ``frames`` and ``calibration`` are then its flow stacks.
     """
     config = config or DistillConfig()
     folder = out / 'candidates'
@@ -252,7 +253,7 @@ def run_search(teacher: VAE, teacher_bundle: Bundle, frames: FrameArray,
         if built is None:
             bundle, gap = build_candidate(spec, teacher, frames, calibration, config,
                                           teacher_provenance=teacher_bundle.manifest.provenance,
-                                          progress=progress)
+                                          progress=progress, flow=teacher_bundle.manifest.flow)
             build_seconds = time.monotonic() - started
         else:
             bundle, gap, build_seconds = built
