@@ -43,25 +43,6 @@ DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'donkeycar_mat_track'
 FLOOR = 'tub10 (granite floor)'
 
 
-def split_stretches(frames, length: int = 100):  # type: ignore[no-untyped-def]
-    """Return (train, calib, test) FrameArrays: stretches of ``length`` frames assigned 3:1:1."""
-    from vae_ood_monitor.data.dataset import FrameArray
-
-    part = np.zeros(len(frames), np.int8)
-    groups = np.zeros(len(frames), np.int32)
-    stretch = 0
-    for group in np.unique(frames.groups):
-        where = np.flatnonzero(frames.groups == group)
-        for start in range(0, len(where), length):
-            idx = where[start:start + length]
-            part[idx] = (0, 0, 0, 1, 2)[stretch % 5]
-            groups[idx] = stretch
-            stretch += 1
-    names = tuple(f'stretch{i}' for i in range(stretch))
-    relabelled = FrameArray(frames.images, frames.labels, frames.stamps, groups, names)
-    return tuple(relabelled.subset(part == k) for k in range(3))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation and print/write the figures."""
     from vae_ood_monitor.cli.options import add_distill_options
@@ -119,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.cli.cmd_train import describe_selection
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
-    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.dataset import load_frames, split_stretches
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.data.sources import TubSource
     from vae_ood_monitor.evaluate.calibration import calibrate, CalibrationOptions

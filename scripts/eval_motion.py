@@ -29,30 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DONKEYCAR = ROOT.parent / 'shared' / 'data' / 'donkeycar_mat_track'
 
 
-def _split_stretches(frames, length: int = 100):  # type: ignore[no-untyped-def]
-    """(train, calib, test): stretches of ``length`` frames assigned 3:1:1 in turn."""
-    import numpy as np
-
-    from vae_ood_monitor.data.dataset import FrameArray
-
-    part = np.zeros(len(frames), np.int8)
-    groups = np.zeros(len(frames), np.int32)
-    stretch = 0
-    for group in np.unique(frames.groups):
-        where = np.flatnonzero(frames.groups == group)
-        for start in range(0, len(where), length):
-            idx = where[start:start + length]
-            part[idx] = (0, 0, 0, 1, 2)[stretch % 5]
-            groups[idx] = stretch
-            stretch += 1
-    names = tuple(f'stretch{i}' for i in range(stretch))
-    relabelled = FrameArray(frames.images, frames.labels, frames.stamps, groups, names)
-    return tuple(relabelled.subset(part == k) for k in range(3))
-
-
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from vae_ood_monitor.cli.cmd_data import synthesize
-    from vae_ood_monitor.data.dataset import load_frames
+    from vae_ood_monitor.data.dataset import load_frames, split_stretches
     from vae_ood_monitor.data.sources import TubSource
 
     if args.donkeycar is not None:
@@ -61,7 +40,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
             raise SystemExit(f'{args.donkeycar} has no tubs 5 and 6: the real frames live in '
                              '../shared (evaluation only).')
         frames = load_frames([TubSource(tubs[0], skip_first=6), TubSource(tubs[1])], 120, 160)
-        return _split_stretches(frames)
+        return split_stretches(frames)
     data = args.data
     if data is None:
         data = args.out / 'data'
@@ -93,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--epochs', type=int, default=None, help="default: the preset's")
     parser.add_argument('--stack', type=int, default=None, help='flow fields per input')
     parser.add_argument('--compress', default=None, metavar='CANDIDATE',
-                        help='also distil this candidate (e.g. student-w0.25-int8) and compare')
+                        help='also distil this candidate (e.g. student-w0.5-int8) and compare')
     parser.add_argument('--test-frames', type=int, default=None,
                         help='synthetic: generate test drives this long (default: DATA/test, '
                         'or 200-frame drives without --data)')

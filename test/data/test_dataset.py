@@ -86,3 +86,19 @@ def test_errors(tmp_path: Path) -> None:
     _write(tmp_path / 'a', 4)
     with pytest.raises(DataError, match='No frames found'):
         load_frames([tmp_path / 'a'], 12, 16, skip_first=10)
+
+
+def test_split_stretches_deals_whole_stretches_in_turn() -> None:
+    from vae_ood_monitor.data.dataset import FrameArray, split_stretches
+
+    n = 230  # two groups: 150 + 80 frames -> stretches of 50: 3 + 2
+    frames = FrameArray(np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(3, axis=3),
+                        np.zeros(n, np.int8), np.arange(n, dtype=np.int64),
+                        np.r_[np.zeros(150, np.int32), np.ones(80, np.int32)], ('a', 'b'))
+    train, calib, test = split_stretches(frames, length=50)
+    assert len(train) + len(calib) + len(test) == n
+    # group a gives stretches 0-2 (train, train, train), group b stretches 3 and 4
+    assert train.images[:, 0, 0, 0].tolist() == list(range(0, 150))
+    assert calib.images[:, 0, 0, 0].tolist() == list(range(150, 200))
+    assert test.images[:, 0, 0, 0].tolist() == list(range(200, 230))
+    assert sorted(set(train.groups.tolist())) == [0, 1, 2]  # one group per stretch

@@ -153,10 +153,8 @@ def test_the_model_loads_on_configure_and_pausing_keeps_it(graph: RosGraph, mode
     assert graph.change_state(NODE, label='configure')
     kl = graph.subscribe(Float32MultiArray, f'ood/{CAMERA}/kl')
     feeder = Feeder(graph.publisher(Image, 'camera/image_raw'), NORMAL)
-    for _ in range(3):  # pause and resume: instant, no reload
-        started = time.monotonic()
+    for _ in range(3):  # pause and resume without reloading (one 'loaded model' below)
         assert graph.change_state(NODE, label='activate')
-        assert time.monotonic() - started < 2.0
         count = len(kl)
         assert graph.spin_until(lambda: len(kl) > count + 2, each=feeder)
         assert graph.change_state(NODE, label='deactivate')

@@ -22,7 +22,7 @@ from vae_ood_monitor.data.sources import Frame, FrameSource, open_source
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ['concat_frames', 'FrameArray', 'Progress', 'load_frames']
+__all__ = ['concat_frames', 'FrameArray', 'Progress', 'load_frames', 'split_stretches']
 
 #: Wraps an iterable to show progress (e.g. ``functools.partial(tqdm, desc=...)``).
 Progress = Callable[[Iterable[Frame], int, str], Iterable[Frame]]
@@ -94,6 +94,32 @@ def concat_frames(parts: Sequence[FrameArray]) -> FrameArray:
                       np.concatenate([part.groups + offset
                                       for part, offset in zip(parts, offsets)]).astype(np.int32),
                       tuple(name for part in parts for name in part.group_names))
+
+
+def split_stretches(frames: FrameArray, length: int = 100,
+                    pattern: Sequence[int] = (0, 0, 0, 1, 2)) -> tuple[FrameArray, ...]:
+    """Cut every group into stretches of ``length`` frames and deal them out by ``pattern``.
+
+    Stretch k (counted over all groups) goes to part ``pattern[k % len(pattern)]``; each
+    stretch becomes a group of its own. The default deals train, train, train, calibration,
+    test (3:1:1), so that neighbouring near-duplicate frames never straddle two parts.
+    """
+    if length < 1 or not pattern or min(pattern) < 0:
+        raise DataError(f'length {length!r} must be >= 1 and pattern {list(pattern)!r} a '
+                        'non-empty list of part numbers.')
+    part = np.zeros(len(frames), np.int8)
+    groups = np.zeros(len(frames), np.int32)
+    stretch = 0
+    for group in np.unique(frames.groups):
+        where = np.flatnonzero(frames.groups == group)
+        for start in range(0, len(where), length):
+            idx = where[start:start + length]
+            part[idx] = pattern[stretch % len(pattern)]
+            groups[idx] = stretch
+            stretch += 1
+    names = tuple(f'stretch{i}' for i in range(stretch))
+    relabelled = FrameArray(frames.images, frames.labels, frames.stamps, groups, names)
+    return tuple(relabelled.subset(part == k) for k in range(max(pattern) + 1))
 
 
 def load_frames(paths: Sequence[str | os.PathLike[str] | FrameSource], height: int, width: int,
