@@ -8,13 +8,13 @@ the output bag (read + deserialise + Monitor + write). Prints both frames/s and 
 
 The ratio depends on the model: replay adds a roughly fixed cost per frame (reading ~1 MB,
 writing ~5 small messages), so with a tiny model the fixed costs dominate and the ratio drops;
-with a real encoder it approaches 1. Without MODEL a small linear bundle (120x160 input, from
-test/vood_testing.py) is used.
+with a real encoder it approaches 1 (the demo's bundles, work/demo/model.vood and
+work/demo/lean.vood, are representative).
 
 Replay's figure includes its fixed costs (opening the bag, writing the output's metadata), so
 longer bags (``--frames 1200 --distinct 100``) show the steady state.
 
-Usage: ``python scripts/bench_replay.py [MODEL.vood] [--frames 300] [--distinct N]
+Usage: ``python scripts/bench_replay.py MODEL.vood [--frames 300] [--distinct N]
 [--size 640x480] [--repeat 2] [--storage mcap]``
 """
 
@@ -80,8 +80,8 @@ def main() -> int:
     from vae_ood_monitor.replay.bagmaker import BagSpec, make_bag, synth_frames, SynthSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('model', nargs='?', type=Path, default=None,
-                        help='calibrated bundle (.vood); default: a small linear test bundle')
+    parser.add_argument('model', type=Path,
+                        help='calibrated bundle (.vood), e.g. work/demo/lean.vood')
     parser.add_argument('--frames', type=int, default=300, help='frames in the bag')
     parser.add_argument('--distinct', type=int, default=None,
                         help='render only this many distinct frames and repeat them (faster '
@@ -95,18 +95,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix='bench_replay-') as tmp:
         work = Path(tmp)
         model = args.model
-        note = ''
-        if model is None:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test'))
-            from vood_testing import make_bundle
-
-            from vae_ood_monitor.core.bundle import save_bundle
-
-            model = save_bundle(make_bundle(120, 160), work / 'tiny-linear.vood')
-            note = ('model: tiny linear encoder (120x160 input, one Gemm, ~0.4 ms per frame): '
-                    "replay's fixed per-frame costs (reading a 0.9 MB message, writing five "
-                    'small ones) are then as large as the whole monitor path, so this is the '
-                    'worst case for the ratio; pass a real bundle for a representative figure')
         started = time.perf_counter()
         distinct = synth_frames(SynthSpec(None, 'id', min(args.distinct or args.frames,
                                                           args.frames), 7), (width, height))
@@ -129,8 +117,6 @@ def main() -> int:
         print(f'  including bag open and model load:          {whole:8.1f} frames/s')
         print(f'ratio replay / bench: {loop / bench:.2f} (target >= 0.75)')
         print(f'cpus: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}')
-        if note:
-            print(note)
     return 0
 
 

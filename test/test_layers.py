@@ -1,4 +1,8 @@
-"""Imports point one way (STYLE.md section 1): core <- data <- train, evaluate, replay, ros <- cli.
+"""Imports point one way: core <- data <- train, evaluate, replay, ros <- cli.
+
+core is the robot runtime (numpy, onnxruntime, OpenCV); data reads and generates frames; train
+(torch), evaluate, replay (rosbags) and ros (rclpy) build on those two and not on each other
+(``ALLOWED`` below); cli sits on top.
 
 Read from the source with ``ast``, so lazy imports inside functions count too.
 """

@@ -25,7 +25,7 @@ def test_presets_reconstruct_input_shape(name: str) -> None:
 def test_paper_preset_matches_the_paper() -> None:
     spec = get_preset('paper').encoder
     encoder = VAE(spec).encoder
-    # PAPER.md: about 8.8 M encoder parameters and about 1.2 GMAC per frame at 3x224x224.
+    # the reference paper's encoder: about 8.8 M parameters and 1.2 GMAC per 3x224x224 frame
     assert 8.7e6 < count_parameters(encoder) < 8.95e6
     assert 1.1e9 < count_macs(encoder, spec.input_hw) < 1.25e9
     assert spec.feature_hw == (14, 14)
@@ -37,7 +37,7 @@ def test_default_preset_is_lean_and_4_3() -> None:
     spec = get_preset('default').encoder
     assert spec.input_hw[1] * 3 == spec.input_hw[0] * 4
     macs = count_macs(VAE(spec).encoder, spec.input_hw)
-    assert 110e6 < macs < 135e6  # PERFORMANCE.md: ~124 MMAC
+    assert 110e6 < macs < 135e6  # the preset's documented ~124 MMAC
 
 
 def test_unknown_preset_and_bad_spec() -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = ['plot_histograms', 'plot_lines', 'plot_pareto', 'plot_roc', 'plot_timeline']
+__all__ = ['plot_histograms', 'plot_pareto', 'plot_roc', 'plot_timeline']
 
 
 def plot_roc(id_scores: NDArray[np.float64], ood: Mapping[str, NDArray[np.float64]],
@@ -131,18 +131,6 @@ def plot_pareto(points: Sequence[dict[str, float | str]], path: Path,
            ylabel='worst validation-shift AUROC', title=title + ' (red: Pareto front; area: '
            'model size)')
     ax.grid(alpha=0.3, which='both')
-    return _save(fig, path)
-
-
-def plot_lines(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, *,
-               xlabel: str, ylabel: str, title: str = '') -> Path:
-    """One line per named (x, y) series, e.g. AUROC against pruning ratio per layer."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for name, (xs, ys) in series.items():
-        ax.plot(xs, ys, marker='o', label=name)
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
