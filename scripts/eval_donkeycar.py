@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from vae_ood_monitor.cli.common import check_output
-    from vae_ood_monitor.cli.cmd_eval import describe_partitions
+    from vae_ood_monitor.cli.cmd_calibrate import describe_partitions
     from vae_ood_monitor.cli.cmd_train import describe_selection
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images
-    from vae_ood_monitor.evaluate.sequences import evaluate_sequences, format_sequence_table
+    from vae_ood_monitor.evaluate.sequence_eval import evaluate_sequences, format_sequence_table
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def real_sequences(bundle, test_set, floor_rows, seed):  # type: ignore[no-untyped-def]
     """Return the held-out stretches, rain and brightness copies of them, and tub 10 cut up."""
-    from vae_ood_monitor.evaluate.sequences import build_sequences, LabelledSequence
+    from vae_ood_monitor.evaluate.sequence_eval import build_sequences, LabelledSequence
 
     sequences = build_sequences(bundle, test_set, ('rain', 'brightness'), seed=seed)
     for start in range(0, len(floor_rows), 100):
@@ -209,7 +209,7 @@ def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignor
     from vae_ood_monitor.train.search import run_search
     from vae_ood_monitor.core.bundle import load_bundle
     from vae_ood_monitor.evaluate.scores import encodings_of_images
-    from vae_ood_monitor.evaluate.sequences import evaluate_sequences
+    from vae_ood_monitor.evaluate.sequence_eval import evaluate_sequences
     from vae_ood_monitor.train.trainer import load_run
 
     assess = partial(calibrate_and_score, calib=calib_set, val=test_set, ood=ood_sets,

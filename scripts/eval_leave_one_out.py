@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.evaluate.calibration import calibrate, CalibrationOptions
     from vae_ood_monitor.evaluate.report import evaluate_encodings
     from vae_ood_monitor.evaluate.scores import encodings_of_images
-    from vae_ood_monitor.evaluate.sequences import build_sequences, evaluate_sequences
+    from vae_ood_monitor.evaluate.sequence_eval import build_sequences, evaluate_sequences
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import train, TrainConfig
 

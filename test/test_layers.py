@@ -1,8 +1,9 @@
-"""Imports point one way: core <- data <- train, evaluate, replay, ros <- cli.
+"""Imports point one way: core <- data <- evaluate <- train, replay; core, data <- ros; all <- cli.
 
-core is the robot runtime (numpy, onnxruntime, OpenCV); data reads and generates frames; train
-(torch), evaluate, replay (rosbags) and ros (rclpy) build on those two and not on each other
-(``ALLOWED`` below); cli sits on top.
+core is the robot runtime (numpy, onnxruntime, OpenCV); data reads and generates frames;
+evaluate is the calibration-time and evaluation code (fitting, metrics, reports); train
+(torch) and replay (rosbags) build on it, ros (rclpy) only on core and data; cli sits on top
+(``ALLOWED`` below).
 
 Read from the source with ``ast``, so lazy imports inside functions count too.
 """
@@ -19,9 +20,9 @@ PACKAGE = Path(vae_ood_monitor.__file__).parent
 ALLOWED = {
     'core': set(),
     'data': {'core'},
-    'train': {'core', 'data'},
     'evaluate': {'core', 'data'},
-    'replay': {'core', 'data'},
+    'train': {'core', 'data', 'evaluate'},
+    'replay': {'core', 'data', 'evaluate'},
     'ros': {'core', 'data'},
     'cli': {'core', 'data', 'train', 'evaluate', 'replay', 'ros'},
 }
@@ -58,3 +59,19 @@ def test_the_check_sees_lazy_imports(tmp_path: Path) -> None:
     module.write_text('def f():\n    from vae_ood_monitor.evaluate.plots import plot_timeline\n'
                       'import vae_ood_monitor.ros.params\nfrom vae_ood_monitor import train\n')
     assert imported_layers(module) == {'evaluate', 'ros', 'train'}
+
+
+def test_the_robot_runtime_loads_no_fitting_or_evaluation_code() -> None:
+    import subprocess
+    import sys
+
+    code = ('import sys, vae_ood_monitor.core, vae_ood_monitor.core.flow; '
+            'print(sorted({m.split(".")[0] if not m.startswith("vae_ood_monitor") else '
+            '".".join(m.split(".")[:2]) for m in sys.modules}))')
+    loaded = subprocess.run([sys.executable, '-c', code], check=True, capture_output=True,
+                            text=True).stdout
+    for forbidden in ('sklearn', 'torch', 'rclpy', 'rosbags', 'matplotlib',
+                      'vae_ood_monitor.evaluate', 'vae_ood_monitor.train',
+                      'vae_ood_monitor.replay', 'vae_ood_monitor.ros'):
+        assert f"'{forbidden}'" not in loaded, forbidden
+    assert "'vae_ood_monitor.core'" in loaded

@@ -1,4 +1,4 @@
-"""``vae-ood calibrate``, ``evaluate`` and ``info`` (cli/cmd_eval.py), torch-free.
+"""``vae-ood calibrate``, ``evaluate`` and ``info`` (cli/cmd_calibrate, cmd_eval, cmd_info).
 
 A linear ONNX encoder stands in for a trained one: the commands only need a bundle.
 """

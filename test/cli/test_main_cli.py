@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from vae_ood_monitor import __version__
-from vae_ood_monitor.cli import cmd_eval
+from vae_ood_monitor.cli import cmd_info
 from vae_ood_monitor.cli.main import build_parser, EXIT_BAD_INPUT, EXIT_INTERRUPTED, main
 from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS,
                                          calibration_options)
@@ -41,7 +41,7 @@ def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch,
     def interrupted(_args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cmd_eval, '_info', interrupted)
+    monkeypatch.setattr(cmd_info, '_info', interrupted)
     assert main(['info', 'any.vood']) == EXIT_INTERRUPTED == 130
     assert capsys.readouterr().err == 'vae-ood info: interrupted\n'
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vae_ood_monitor.core.errors import ConfigError
+from vae_ood_monitor.data.drives import make_sequence, ood_mask, SequenceMode
 from vae_ood_monitor.data.scenes import render_sequence, SceneConfig
-from vae_ood_monitor.data.sequences import make_sequence, ood_mask, SequenceMode
 
 SMALL = SceneConfig(width=64, height=48)
 

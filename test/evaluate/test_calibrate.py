@@ -1,4 +1,4 @@
-"""Per-partition calibration (evaluate/calibrate.py): thresholds, Bonferroni split, errors."""
+"""Per-partition calibration (evaluate/partitions.py): thresholds, Bonferroni split, errors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
-from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions, MIN_CALIBRATION_FRAMES,
-                                                PartitionPlan)
 from vae_ood_monitor.evaluate.metrics import conformal_threshold, conformal_threshold_low
+from vae_ood_monitor.evaluate.partitions import (calibrate_partitions, MIN_CALIBRATION_FRAMES,
+                                                 PartitionPlan)
 from vood_testing import make_bundle, rows_with_kl
 
 PLANS = (PartitionPlan('up', (0, 1), DimSelection.LABELLED, Tail.UPPER),

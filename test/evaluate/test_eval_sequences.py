@@ -1,4 +1,4 @@
-"""Sequence-level evaluation (evaluate/sequences.py) on constructed encoding-row sequences."""
+"""Sequence-level evaluation (evaluate/sequence_eval.py) on constructed encoding-row sequences."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import pytest
 from vae_ood_monitor.core.bundle import Bundle
 from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.manifest import CusumParams, Partition
-from vae_ood_monitor.core.spans import runs
 from vae_ood_monitor.core.typedefs import DecisionMode
 from vae_ood_monitor.data.shifts import SEVERITY_RANGES, ShiftKind
+from vae_ood_monitor.evaluate.cusum_fit import log_martingales, run_cusum
 from vae_ood_monitor.evaluate.scores import encodings_of_images
-from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
-                                                format_sequence_table, LabelledSequence,
-                                                write_timelines)
-from vae_ood_monitor.evaluate.sequential import log_martingales, run_cusum
+from vae_ood_monitor.evaluate.sequence_eval import (build_sequences, evaluate_sequences,
+                                                    format_sequence_table, LabelledSequence,
+                                                    write_timelines)
+from vae_ood_monitor.evaluate.spans import runs
 from vood_testing import make_bundle, rows_with_kl, tiny_frames
 
 N = 40
@@ -177,7 +177,7 @@ def test_format_sequence_table(evaluated: tuple[dict[str, Any], dict[str, Any]])
 def _latch_misses(traces: dict[str, dict[str, Any]], level: float) -> int:
     """OOD spans the per-frame rule at ``level`` misses, counted with the runtime's latch."""
     from vae_ood_monitor.core.detector import AlertLatch
-    from vae_ood_monitor.core.spans import first_detection
+    from vae_ood_monitor.evaluate.spans import first_detection
 
     missed = 0
     for trace in traces.values():
@@ -423,7 +423,7 @@ def test_change_partition_in_the_sequence_evaluation() -> None:
 
 def test_an_alarm_carried_over_from_in_distribution_frames_is_no_detection(
         bundle: Bundle) -> None:
-    from vae_ood_monitor.core.spans import first_detection
+    from vae_ood_monitor.evaluate.spans import first_detection
 
     alert = np.array([0, 0, 1, 1, 1, 1, 0, 0, 1, 1], bool)
     assert first_detection(alert, 3, 10) == 5  # on at the onset: only the new alarm counts

@@ -1,4 +1,4 @@
-"""Sequential calibration (evaluate/sequential.py): log martingales, CUSUM runs and the fit."""
+"""Sequential calibration (evaluate/cusum_fit.py): log martingales, CUSUM runs and the fit."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from vae_ood_monitor.core.cusum import Cusum
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import Partition
 from vae_ood_monitor.core.typedefs import Tail
-from vae_ood_monitor.evaluate.sequential import (_onset_counts, _rising_edges, _tau_for,
-                                                 DriveResolution, fit_cusum, log_m_ceiling,
-                                                 log_martingales, MIN_TAU, run_cusum,
-                                                 SequentialFit)
+from vae_ood_monitor.evaluate.cusum_fit import (_onset_counts, _rising_edges, _tau_for,
+                                                DriveResolution, fit_cusum, log_m_ceiling,
+                                                log_martingales, MIN_TAU, run_cusum, SequentialFit)
 
 ONSET, LENGTH, WINDOW = 60, 120, 10
 

@@ -55,7 +55,7 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.data.folder import FolderWriter
     from vae_ood_monitor.data.scenes import SceneConfig
-    from vae_ood_monitor.data.sequences import SequenceMode
+    from vae_ood_monitor.data.drives import SequenceMode
     from vae_ood_monitor.data.shifts import sample_severity, ShiftKind
 
     if sequences < 1 or frames < 1:
@@ -112,7 +112,7 @@ def synthesize(out: Path, *, sequences: int, frames: int, size: tuple[int, int],
 
 
 def _render(job: tuple) -> tuple:  # type: ignore[type-arg]
-    from vae_ood_monitor.data.sequences import make_sequence
+    from vae_ood_monitor.data.drives import make_sequence
     return make_sequence(*job)
 
 

@@ -93,8 +93,8 @@ class _Result:
 def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
              ) -> dict[str, Any]:
     """Run every step; return the metrics of teacher and lean bundle (also in work/)."""
+    from vae_ood_monitor.cli.cmd_calibrate import describe_partitions
     from vae_ood_monitor.cli.cmd_data import synthesize
-    from vae_ood_monitor.cli.cmd_eval import describe_partitions
     from vae_ood_monitor.cli.cmd_train import describe_selection
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
@@ -105,8 +105,8 @@ def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
     from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images
-    from vae_ood_monitor.evaluate.sequences import (build_sequence_sets, evaluate_sequences,
-                                                    format_sequence_table, write_timelines)
+    from vae_ood_monitor.evaluate.sequence_eval import (build_sequence_sets, evaluate_sequences,
+                                                        format_sequence_table, write_timelines)
     from vae_ood_monitor.train.distill import DistillConfig
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.models import get_preset

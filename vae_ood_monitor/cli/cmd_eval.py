@@ -1,4 +1,4 @@
-"""``vae-ood calibrate``, ``evaluate`` and ``info``: ONNX-only workstation commands."""
+"""``vae-ood evaluate``: detection figures of a calibrated bundle (ONNX only, no torch)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,18 @@ import sys
 from typing import Any, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output, emit_json
-from vae_ood_monitor.cli.options import (add_calibration_options, add_data_options, ALL_SHIFTS,
-                                         calibration_options, check_shifts, load_for_bundle,
-                                         MOTION_SHIFTS)
+from vae_ood_monitor.cli.options import (add_data_options, ALL_SHIFTS, check_shifts,
+                                         load_for_bundle, MOTION_SHIFTS)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['describe_partitions', 'register']
+__all__ = ['register']
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add calibrate, evaluate and info."""
-    parser = commands.add_parser(
-        'calibrate', help='calibrate a bundle on held-out in-distribution frames',
-        description="Chooses each partition's latent dims and tail, stores sorted "
-        'in-distribution scores, per-frame thresholds at the target false-alarm rate and the '
-        'CUSUM parameters in the bundle (rewritten atomically, in place unless --out). Use '
-        'several recorded sequences that the model was not trained on.')
-    parser.add_argument('model', type=Path, help='bundle (.vood)')
-    parser.add_argument('--data', nargs='+', required=True,
-                        help='held-out in-distribution frame sources (not the training frames)')
-    parser.add_argument('--out', type=Path, default=None, help='write a new bundle instead')
-    add_calibration_options(parser)
-    add_data_options(parser)
-    add_force(parser)
-    parser.set_defaults(func=_calibrate)
-
+    """Add evaluate."""
     parser = commands.add_parser(
         'evaluate', help='AUROC, AUPR, FPR@95%%TPR, false alarms and delays per OOD shift',
         description='Scores in-distribution frames (--id) against OOD sets: folders/videos/tubs '
@@ -65,51 +49,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_data_options(parser)
     add_force(parser)
     parser.set_defaults(func=_evaluate)
-
-    parser = commands.add_parser('info', help='show what a bundle contains')
-    parser.add_argument('model', type=Path)
-    parser.add_argument('--json', action='store_true', help='print the manifest as JSON')
-    parser.set_defaults(func=_info)
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from vae_ood_monitor.core.bundle import load_bundle, save_bundle
-    from vae_ood_monitor.evaluate.calibration import calibrate
-
-    options = calibration_options(args)
-    bundle = load_bundle(args.model)
-    out = args.out or args.model
-    if args.out is not None:
-        check_output(args.out, args.force)
-    frames = load_for_bundle(bundle, args.data, args, inputs=True)
-    bundle, _ = calibrate(bundle, frames, options, log=lambda text: print(f'  {text}'))
-    save_bundle(bundle, out, force=True if args.out is None else args.force)
-    print(describe_partitions(bundle))
-    print(f'wrote {out}')
-    return 0
-
-
-def describe_partitions(bundle: Bundle) -> str:
-    """Describe each partition in one line: dims, tail, thresholds and CUSUM parameters."""
-    lines = []
-    for part in bundle.manifest.partitions:
-        limits = ' '.join(f'{name} {value:.3f}' for name, value in
-                          (('threshold', part.threshold), ('low', part.threshold_low))
-                          if value is not None)
-        cusum = (f'; cusum window {part.cusum.window} delta {part.cusum.delta:.3f} tau '
-                 f'{part.cusum.tau:.2f}' if part.cusum else '')
-        change = (f', change vs the median of {part.baseline.frames} frames from '
-                  f'{part.baseline.gap} back (offset {part.baseline.offset:.3g})'
-                  if part.baseline else '')
-        if part.density is not None:
-            density = part.density
-            what = (f'{density.method.value} distance over {len(density.columns)} encoder '
-                    f'features ({", ".join(density.groups)})')
-        else:
-            what = f'{len(part.dims)} dims ({part.selection.value})'
-        lines.append(f'partition {part.name}: {what}, {part.tail.value} tail{change}, '
-                     f'{part.calibration_scores.size} calibration scores, {limits}{cusum}')
-    return '\n'.join(lines)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -211,57 +150,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _sequences(bundle: Bundle, frames: FrameArray, shifts: list[str], args: Any
                ) -> tuple[dict[str, Any], str]:
-    from vae_ood_monitor.evaluate.sequences import (build_sequences, evaluate_sequences,
-                                                    format_sequence_table, write_timelines)
+    from vae_ood_monitor.evaluate.sequence_eval import (build_sequences, evaluate_sequences,
+                                                        format_sequence_table, write_timelines)
 
     sequences = build_sequences(bundle, frames, shifts, per_kind=args.per_kind, seed=args.seed)
     summary, traces = evaluate_sequences(bundle, sequences)
     if args.out is not None:
         write_timelines(traces, args.out, bundle)
     return summary, format_sequence_table(summary)
-
-
-def _info(args: argparse.Namespace) -> int:
-    from vae_ood_monitor.core.bundle import load_bundle
-
-    bundle = load_bundle(args.model)
-    manifest = bundle.manifest
-    if args.json:
-        data = manifest.to_dict()
-        for part in data['partitions']:
-            part['calibration_scores'] = f'<{len(part["calibration_scores"])} scores>'
-        emit_json(data)
-        return 0
-    spec, model = manifest.input, manifest.model
-    print(f'{args.model}: bundle {manifest.name!r} (schema {manifest.schema_version}, created '
-          f'{manifest.created or "?"})')
-    print(f'  model   sha256 {model.sha256[:16]}..., {model.precision.value}, '
-          f'{model.parameters:,} parameters, {model.macs / 1e6:.1f} MMAC, latent '
-          f'{model.latent_dim}')
-    print(f'  input   {spec.width}x{spec.height} {spec.channel_order.value}, '
-          f'{spec.interpolation.value} resize, mean {spec.mean}, std {spec.std}')
-    if manifest.flow is not None:
-        flow = manifest.flow
-        print(f'  flow    a stack of {flow.stack} Farneback fields ({flow.components}) of '
-              f'consecutive frames, +-{flow.max_displacement:g} px, restarted after gaps over '
-              f'{flow.max_gap_s:g} s')
-    if not manifest.partitions:
-        print('  not calibrated: run `vae-ood calibrate`')
-    else:
-        print('  ' + describe_partitions(bundle).replace('\n', '\n  '))
-    provenance = manifest.provenance
-    if provenance:
-        members = provenance.get('members')
-        ensemble = (f', an ensemble of {len(members)} seeds '
-                    f'({", ".join(str(m.get("seed")) for m in members)})'
-                    if isinstance(members, list) and members
-                    and all(isinstance(m, dict) for m in members) else '')
-        train = provenance.get('train')
-        guide = train.get('guide') if isinstance(train, dict) else None
-        guided = (', guided dims: ' + ', '.join(f'{kind} (dim {number})' for number, kind
-                                                in enumerate(guide))
-                  + (' of each model' if ensemble else '')
-                  if isinstance(guide, list) and guide else '')
-        print(f'  trained preset {provenance.get("preset", "?")}, data '
-              f'{provenance.get("data", {}).get("frames", "?")} frames{ensemble}{guided}')
-    return 0

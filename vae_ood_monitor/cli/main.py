@@ -12,8 +12,8 @@ import logging
 import sys
 
 from vae_ood_monitor import __version__
-from vae_ood_monitor.cli import (cmd_bench, cmd_compress, cmd_data, cmd_demo, cmd_eval,
-                                 cmd_replay, cmd_table, cmd_train)
+from vae_ood_monitor.cli import (cmd_bench, cmd_calibrate, cmd_compress, cmd_data, cmd_demo,
+                                 cmd_eval, cmd_info, cmd_replay, cmd_table, cmd_train)
 from vae_ood_monitor.core.errors import VaeOodError
 
 __all__ = ['build_parser', 'main']
@@ -21,8 +21,8 @@ __all__ = ['build_parser', 'main']
 #: Exit codes: 0 success, 1 a check failed (e.g. a regression comparison), 2 bad input.
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-_MODULES = (cmd_data, cmd_train, cmd_eval, cmd_bench, cmd_compress, cmd_table, cmd_replay,
-            cmd_demo)
+_MODULES = (cmd_data, cmd_train, cmd_calibrate, cmd_eval, cmd_info, cmd_bench, cmd_compress,
+            cmd_table, cmd_replay, cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

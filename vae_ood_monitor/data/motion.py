@@ -94,7 +94,7 @@ def motion_shift(images: NDArray[np.uint8], stamps: NDArray[np.int64], kind: Mot
 
 def source_frames(n: int, kind: MotionKind | str, mode: str, speed_factor: int = 3) -> int:
     """Clean frames to render for an ``n``-frame :func:`motion_sequence` (speed needs more)."""
-    from vae_ood_monitor.data.sequences import ood_mask
+    from vae_ood_monitor.data.drives import ood_mask
 
     ood = int(ood_mask(n, mode).sum())
     return n + (speed_factor - 1) * ood if MotionKind(kind) is MotionKind.SPEED else n
@@ -109,7 +109,7 @@ def motion_sequence(images: NDArray[np.uint8], n: int, kind: MotionKind | str, m
     frame *positions* (multiply by the frame period for stamps: dropped frames leave gaps)
     and the OOD labels. The frames after the stretch continue the drive where it left off.
     """
-    from vae_ood_monitor.data.sequences import ood_mask
+    from vae_ood_monitor.data.drives import ood_mask
 
     kind = MotionKind(kind)
     mask = ood_mask(n, mode)

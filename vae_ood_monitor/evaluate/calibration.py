@@ -36,18 +36,17 @@ import numpy as np
 
 from vae_ood_monitor.core.baseline import BaselineParams
 from vae_ood_monitor.core.density import DensityMethod
-from vae_ood_monitor.core.dims import labelled_dims, paper_dims
 from vae_ood_monitor.core.errors import CalibrationError, ConfigError
 from vae_ood_monitor.core.typedefs import DimSelection, Tail
-from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift_frames,
-                                         ShiftKind, ShiftProcess)
-from vae_ood_monitor.evaluate.calibrate import (calibrate_partitions,
-                                                MIN_CALIBRATION_FRAMES, PartitionPlan)
+from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift_frames, ShiftKind,
+                                         ShiftProcess)
 from vae_ood_monitor.evaluate.colour import fit_colour_baseline
-from vae_ood_monitor.evaluate.density import (fit_density_scored, MIN_DENSITY_FRAMES,
-                                              pseudo_groups)
+from vae_ood_monitor.evaluate.cusum_fit import candidate_windows, DriveResolution, fit_cusum
+from vae_ood_monitor.evaluate.density import fit_density_scored, MIN_DENSITY_FRAMES, pseudo_groups
+from vae_ood_monitor.evaluate.dims import labelled_dims, paper_dims
+from vae_ood_monitor.evaluate.partitions import (calibrate_partitions, MIN_CALIBRATION_FRAMES,
+                                                 PartitionPlan)
 from vae_ood_monitor.evaluate.scores import encodings_of_images
-from vae_ood_monitor.evaluate.sequential import candidate_windows, DriveResolution, fit_cusum
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

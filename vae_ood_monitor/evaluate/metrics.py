@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from vae_ood_monitor.core.errors import CalibrationError
-from vae_ood_monitor.core.spans import ranked
+from vae_ood_monitor.evaluate.spans import ranked
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

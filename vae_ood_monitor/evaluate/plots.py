@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-from vae_ood_monitor.core.spans import runs  # noqa: E402
+from vae_ood_monitor.evaluate.spans import runs  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -13,20 +13,19 @@ the fix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-import functools
 import os
 from pathlib import Path
 import re
 from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
 from vae_ood_monitor.core.errors import ReplayError
+from vae_ood_monitor.replay.bagtypes import (Backend, BagMessage, COMPRESSED_IMAGE,
+                                             header_stamp_ns, IMAGE, IMAGE_TYPES, MCAP_MAGIC,
+                                             RawIterator, SQLITE_MAGIC, StopInfo, Storage,
+                                             TopicInfo, typestore)
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-    from rosbags.typesys.store import Typestore
 
 __all__ = [
     'Bag',
@@ -42,122 +41,10 @@ __all__ = [
     'typestore',
 ]
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
-IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
-
-_MCAP_MAGIC = b'\x89MCAP0\r\n'
-_SQLITE_MAGIC = b'SQLite format 3\x00'
 _KINDS = 'a rosbag2 folder (metadata.yaml + .mcap/.db3 files) or a single .mcap or .db3 file'
 
 
-class Storage(str, Enum):
-    """rosbag2 storage plugins (the spellings of ``ros2 bag record -s``)."""
-
-    MCAP = 'mcap'
-    SQLITE3 = 'sqlite3'
-
-    @property
-    def suffix(self) -> str:
-        """File suffix of this storage."""
-        return '.mcap' if self is Storage.MCAP else '.db3'
-
-
-@functools.cache
-def typestore() -> Typestore:
-    """Return the pinned ROS 2 Humble store of message types (LATEST moves between releases)."""
-    from rosbags.typesys import get_typestore, Stores
-
-    return get_typestore(Stores.ROS2_HUMBLE)
-
-
-@dataclass(frozen=True)
-class TopicInfo:
-    """A topic of a bag: name, message type and message count (None when unknown)."""
-
-    name: str
-    msgtype: str
-    count: int | None
-
-    @property
-    def is_image(self) -> bool:
-        """Whether the topic carries sensor_msgs Image or CompressedImage."""
-        return self.msgtype in IMAGE_TYPES
-
-
-@dataclass(frozen=True, eq=False)
-class BagMessage:
-    """One message of a selected topic.
-
-    ``index`` counts the topic's messages read so far (0-based), ``log_ns`` is the bag
-    (receive) timestamp, ``stamp_ns`` and ``frame_id`` come from the message header. ``msg``
-    is the deserialised message (its byte arrays are zero-copy views into ``raw``), or None
-    when the bytes could not be deserialised; then ``error`` says why.
-    """
-
-    topic: str
-    msgtype: str
-    index: int
-    log_ns: int
-    stamp_ns: int
-    frame_id: str
-    msg: Any
-    raw: bytes | memoryview
-    error: Exception | None = None
-
-
-@dataclass(frozen=True)
-class StopInfo:
-    """Where iteration stopped on a damaged bag.
-
-    ``index`` is the number of selected messages read before the damage (so the index of the
-    first one lost); ``stamp_ns`` / ``log_ns`` are the header and bag timestamps of the last
-    good message (None when there was none).
-    """
-
-    index: int
-    stamp_ns: int | None
-    log_ns: int | None
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {'index': self.index, 'stamp_ns': self.stamp_ns, 'log_ns': self.log_ns,
-                'reason': self.reason}
-
-
-def header_stamp_ns(msg: Any) -> int:
-    """Return ``msg.header.stamp`` in nanoseconds (0 for a message without a header)."""
-    header = getattr(msg, 'header', None)
-    if header is None:
-        return 0
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-RawIterator = Iterator[tuple[str, str, int, Any]]
-
-
-class _Backend:
-    """What a bag reader provides: topics, start time, raw messages, deserialisation."""
-
-    topics: dict[str, TopicInfo]
-    start_ns: int | None
-    end_ns: int | None
-
-    def raw_messages(self, topics: Sequence[str], start: int | None,
-                     stop: int | None) -> RawIterator:
-        """Yield (topic, msgtype, log_ns, raw) in bag order; raise on damage."""
-        raise NotImplementedError
-
-    def deserialize(self, raw: Any, msgtype: str) -> Any:
-        """Turn CDR bytes into a message object."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release files."""
-
-
-class _RosbagsBackend(_Backend):
+class _RosbagsBackend(Backend):
     """An intact bag read with rosbags' AnyReader."""
 
     def __init__(self, reader: Any) -> None:
@@ -189,7 +76,7 @@ class _RosbagsBackend(_Backend):
 class Bag:
     """An open bag: its topics, start time and image messages (use :func:`open_bag`)."""
 
-    def __init__(self, path: Path, storage: Storage, backend: _Backend,
+    def __init__(self, path: Path, storage: Storage, backend: Backend,
                  recovered: str | None = None, notes: Sequence[str] = ()) -> None:
         self.path = path
         self.storage = storage
@@ -387,7 +274,7 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
     try:
         reader = AnyReader([target], default_typestore=typestore())
         reader.open()
-        backend: _Backend = _RosbagsBackend(reader)
+        backend: Backend = _RosbagsBackend(reader)
     except PermissionError as err:
         raise ReplayError(f"Cannot read bag '{path}': {err}; check its permissions.") from err
     except Exception as err:  # noqa: B902 - rosbags raises many types (see module docstring)
@@ -396,7 +283,7 @@ def open_bag(path: str | os.PathLike[str]) -> Bag:
     return Bag(path, _storage_of(files), backend, recovered, notes)
 
 
-def _recover(path: Path, files: Sequence[Path], err: Exception) -> _Backend:
+def _recover(path: Path, files: Sequence[Path], err: Exception) -> Backend:
     """Open a bag rosbags refused with a record-by-record reader, or explain why not."""
     why = _reason(err)
     if not files:
@@ -406,7 +293,7 @@ def _recover(path: Path, files: Sequence[Path], err: Exception) -> _Backend:
     if any(f.suffix != storage.suffix for f in files):
         raise ReplayError(f"Bag '{path}' mixes .mcap and .db3 files and cannot be read "
                           f'({why}).') from err
-    magic = _MCAP_MAGIC if storage is Storage.MCAP else _SQLITE_MAGIC
+    magic = MCAP_MAGIC if storage is Storage.MCAP else SQLITE_MAGIC
     bad = [f for f in files if _magic(f, len(magic)) != magic]
     if bad:
         kind = 'an MCAP file' if storage is Storage.MCAP else 'a SQLite database'
@@ -415,7 +302,7 @@ def _recover(path: Path, files: Sequence[Path], err: Exception) -> _Backend:
                           f'expected {_KINDS}.') from err
     from vae_ood_monitor.replay.recovery import McapRecovery, SqliteRecovery
 
-    factory: Callable[[Sequence[Path]], _Backend] = (
+    factory: Callable[[Sequence[Path]], Backend] = (
         McapRecovery if storage is Storage.MCAP else SqliteRecovery)
     try:
         backend = factory(files)

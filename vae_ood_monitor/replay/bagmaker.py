@@ -123,7 +123,7 @@ class MadeBag:
 
 def parse_synth(text: str) -> SynthSpec:
     """Parse ``synth:SHIFT:MODE[:N[:SEED]]``, e.g. ``synth:rain:m2:200:7``."""
-    from vae_ood_monitor.data.sequences import SequenceMode
+    from vae_ood_monitor.data.drives import SequenceMode
     from vae_ood_monitor.data.shifts import ShiftKind
 
     usage = ('expected synth:SHIFT:MODE[:N[:SEED]], e.g. synth:rain:m2:200:7 or '
@@ -159,7 +159,7 @@ def synth_frames(spec: SynthSpec, size: tuple[int, int] = (160, 120)) -> list[Fr
     Stamps are relative, at the scene's frame rate (20 Hz); labels are 1 on OOD frames.
     """
     from vae_ood_monitor.data.scenes import SceneConfig
-    from vae_ood_monitor.data.sequences import make_sequence
+    from vae_ood_monitor.data.drives import make_sequence
     from vae_ood_monitor.data.shifts import sample_severity
 
     config = SceneConfig(width=size[0], height=size[1])

@@ -14,7 +14,7 @@ from pathlib import Path
 import struct
 from typing import Any, Callable, Iterator, Sequence, TYPE_CHECKING
 
-from vae_ood_monitor.replay.bagio import _Backend, _MCAP_MAGIC, RawIterator, TopicInfo, typestore
+from vae_ood_monitor.replay.bagtypes import Backend, MCAP_MAGIC, RawIterator, TopicInfo, typestore
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
@@ -46,7 +46,7 @@ def _recovered_typestore(definitions: Sequence[tuple[str, str, str]]) -> Typesto
     return store
 
 
-class McapRecovery(_Backend):
+class McapRecovery(Backend):
     """MCAP files read record by record with the ``mcap`` package (no footer needed).
 
     A first pass collects channels, message counts and the time range up to the damage.
@@ -95,7 +95,7 @@ class McapRecovery(_Backend):
 
         for path in self.files:
             with open(path, 'rb') as stream:
-                offset = len(_MCAP_MAGIC)  # end of the last complete top-level record
+                offset = len(MCAP_MAGIC)  # end of the last complete top-level record
                 try:
                     for record in StreamReader(stream, record_size_limit=2**31).records:
                         offset = stream.tell()
@@ -175,7 +175,7 @@ def _partial_chunk(path: Path, offset: int) -> Iterator[Any]:
         reader.read(length - (reader.count - start))
 
 
-class SqliteRecovery(_Backend):
+class SqliteRecovery(Backend):
     """sqlite3 files whose pages are damaged: the messages table read in insertion order."""
 
     def __init__(self, files: Sequence[Path]) -> None:

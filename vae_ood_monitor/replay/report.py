@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, TYPE_CHECKING
 import numpy as np
 
 from vae_ood_monitor.core.errors import ReplayError
-from vae_ood_monitor.core.spans import first_detection, ranked, runs
 from vae_ood_monitor.core.stats import STAGES
+from vae_ood_monitor.evaluate.spans import first_detection, ranked, runs
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -34,7 +34,7 @@ __all__ = ['Labels', 'SUMMARY_FILE', 'SUMMARY_SCHEMA', 'TimelinePlot', 'alarm_sp
 
 #: Draws named per-frame series into a PNG: ``plot(series, path, truth=, alarms=, thresholds=,
 #: title=)`` returns the path. The caller passes one (the CLI passes
-#: ``vae_ood_monitor.evaluate.plots.plot_timeline``): replay does not import the evaluate layer.
+#: ``vae_ood_monitor.evaluate.plots.plot_timeline``; matplotlib stays out of replay itself).
 TimelinePlot = Callable[..., Path]
 
 SUMMARY_FILE = 'summary.json'

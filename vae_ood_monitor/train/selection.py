@@ -7,7 +7,7 @@ drives, seed 0) the frame-level rain AUROC of the same run's twelve epochs range
 last. So by default (``select='detection'``) training scores every epoch's encoder on the
 held-out validation frames against the same frames carrying validation shifts at test-range
 severities, and keeps the epoch with the best mean score. The score of one shift is the
-validation AUROC of the labelled dim selection (core.dims.labelled_dims: the best prefix of
+validation AUROC of the labelled dim selection (evaluate.dims.labelled_dims: the best prefix of
 dims ranked by their own AUROC, either tail, or all dims two-sided), the rule calibration
 applies later, so the kept epoch is the one whose calibrated partitions separate best.
 
@@ -26,9 +26,9 @@ from typing import Sequence, TYPE_CHECKING
 import numpy as np
 import torch
 
-from vae_ood_monitor.core.dims import labelled_dims
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.shifts import shift_frames, ShiftKind
+from vae_ood_monitor.evaluate.dims import labelled_dims
 from vae_ood_monitor.train.losses import kl_per_dim
 from vae_ood_monitor.train.runtime import autocast, images_tensor
 

@@ -1,14 +1,14 @@
-"""Choosing a partition's latent dims and tail (core/dims.py) on constructed KL."""
+"""Choosing a partition's latent dims and tail (evaluate/dims.py) on constructed KL."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vae_ood_monitor.core.dims import (labelled_dims, paper_dims, per_dim_auroc, separation_gap,
-                                       tail_score)
 from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.typedefs import Tail
+from vae_ood_monitor.evaluate.dims import (labelled_dims, paper_dims, per_dim_auroc,
+                                           separation_gap, tail_score)
 
 DIMS, FRAMES = 6, 2000
 

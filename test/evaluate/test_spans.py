@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 import numpy as np
 import pytest
 
-from vae_ood_monitor.core.spans import runs
+from vae_ood_monitor.evaluate.spans import runs
 
 
 @pytest.mark.parametrize(('mask', 'spans'), [

@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 
 from vae_ood_monitor.core.detector import Decider
 from vae_ood_monitor.core.errors import CalibrationError
-from vae_ood_monitor.core.spans import first_detection, ranked, runs
 from vae_ood_monitor.core.typedefs import DecisionMode
+from vae_ood_monitor.evaluate.spans import first_detection, ranked, runs
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -114,7 +114,7 @@ def build_sequence_sets(bundles: Sequence[Bundle], frames: FrameArray, shifts: S
                         seed: int = 0, encoders: Sequence[Encoder | None] | None = None
                         ) -> list[list[LabelledSequence]]:
     """:func:`build_sequences` for several bundles on the same shifted frames (rendered once)."""
-    from vae_ood_monitor.data.sequences import shift_sequence
+    from vae_ood_monitor.data.drives import shift_sequence
     from vae_ood_monitor.data.shifts import sample_severity
     from vae_ood_monitor.evaluate.scores import encodings_of_images
 

@@ -19,9 +19,8 @@ Three rules, all recorded in the manifest:
 
 Calibration chooses a partition's dims with these rules, and training's epoch probe
 (train/selection.py) scores each epoch with the labelled rule, so that the kept epoch is the
-one whose calibrated partitions would separate best: that is why they live in core, which
-both reach. They run on a workstation only and need scikit-learn (the ``eval`` extra),
-imported when first called: the robot's runtime never loads it.
+one whose calibrated partitions would separate best. They run on a workstation only and need
+scikit-learn (the ``eval`` extra), imported when first called.
 """
 
 from __future__ import annotations

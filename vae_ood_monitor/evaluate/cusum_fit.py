@@ -27,7 +27,7 @@ from vae_ood_monitor.core.errors import CalibrationError
 from vae_ood_monitor.core.manifest import CusumParams
 from vae_ood_monitor.core.martingale import log_power_martingale, PowerMartingale
 from vae_ood_monitor.core.scoring import conformal_p_values, monitor_p_values
-from vae_ood_monitor.core.spans import first_detection
+from vae_ood_monitor.evaluate.spans import first_detection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
