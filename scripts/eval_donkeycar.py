@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{args.data} not found: the real frames live in ../shared (evaluation only).')
         return 2
 
-    from vae_ood_monitor.cli.common import check_output
     from vae_ood_monitor.cli.cmd_calibrate import describe_partitions
     from vae_ood_monitor.cli.cmd_train import describe_selection
+    from vae_ood_monitor.cli.common import check_output
     from vae_ood_monitor.cli.options import ALL_SHIFTS
     from vae_ood_monitor.core.bundle import save_bundle
     from vae_ood_monitor.data.dataset import load_frames, split_stretches
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.evaluate.sequence_eval import evaluate_sequences, format_sequence_table
+    from vae_ood_monitor.train.ensemble import train_ensemble
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
+    from vae_ood_monitor.train.trainer import TrainConfig
 
     if args.run is None or not str(args.run).startswith(str(args.out)):
         check_output(args.out, args.force, remove=True)
@@ -203,14 +204,14 @@ def compare_compressed(run, grid, train_set, calib_set, test_set,  # type: ignor
                        ood_sets, options, args) -> None:
     """Build the ``--compress`` candidates from the teacher run; print AUROC side by side."""
     from vae_ood_monitor.cli.options import distill_config, with_transfer
+    from vae_ood_monitor.core.bundle import load_bundle
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate_and_score
-    from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.search import run_search
-    from vae_ood_monitor.core.bundle import load_bundle
     from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.evaluate.sequence_eval import evaluate_sequences
-    from vae_ood_monitor.train.trainer import load_run
+    from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.runs import load_run
+    from vae_ood_monitor.train.search import run_search
 
     assess = partial(calibrate_and_score, calib=calib_set, val=test_set, ood=ood_sets,
                      options=options)

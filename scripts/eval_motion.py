@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     bundles = {'flow': save_bundle(teacher, args.out / 'flow.vood', force=True)}
     if args.compress:
         from vae_ood_monitor.train.distill import DistillConfig
+        from vae_ood_monitor.train.runs import load_run
         from vae_ood_monitor.train.search import build_candidate, select_grid
-        from vae_ood_monitor.train.trainer import load_run
 
         (recipe,) = select_grid('cpu', [args.compress])
         _, model = load_run(run)

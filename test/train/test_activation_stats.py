@@ -21,7 +21,7 @@ from vae_ood_monitor.train.eager import TorchEncoder
 from vae_ood_monitor.train.export import bundle_from_run
 from vae_ood_monitor.train.models import Encoder, EnsembleEncoder, get_preset, StatsEncoder
 from vae_ood_monitor.train.quantize import quantize_static_bundle
-from vae_ood_monitor.train.trainer import load_run
+from vae_ood_monitor.train.runs import load_run
 from vood_testing import tiny_frames
 
 

@@ -23,9 +23,9 @@ from vae_ood_monitor.train.prune import conv_blocks, prune_encoder, sensitivity
 from vae_ood_monitor.train.qat import fuse, QatEncoder
 from vae_ood_monitor.train.quantize import (fp16_bundle, quantize_dynamic_bundle,
                                             quantize_static_bundle)
-from vae_ood_monitor.train.search import (Candidate, CandidateSpec, default_grid,
-                                          pareto_front, run_search)
-from vae_ood_monitor.train.trainer import load_run
+from vae_ood_monitor.train.runs import load_run
+from vae_ood_monitor.train.search import (Candidate, CandidateSpec, default_grid, pareto_front,
+                                          run_search)
 from vood_testing import tiny_frames
 
 CONFIG = DistillConfig(epochs=2, batch_size=16, lr=3e-3, threads=1, amp='off')

@@ -16,11 +16,13 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.session import EncoderSession
 from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.train.distill import distill, DistillConfig, student_spec
+from vae_ood_monitor.train.ensemble import train_ensemble
 from vae_ood_monitor.train.export import bundle_from_run
-from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleEncoder,
-                                          EnsembleVAE, get_preset)
+from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleEncoder, EnsembleVAE,
+                                          get_preset)
 from vae_ood_monitor.train.prune import conv_blocks, prune_encoder
-from vae_ood_monitor.train.trainer import load_run, train_ensemble, TrainConfig
+from vae_ood_monitor.train.runs import load_run
+from vae_ood_monitor.train.trainer import TrainConfig
 
 Frames = Callable[..., FrameArray]
 CONFIG = TrainConfig(preset='tiny', epochs=1, threads=1, amp='off', seed=5)

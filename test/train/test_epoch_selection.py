@@ -14,8 +14,9 @@ import torch
 from vae_ood_monitor.cli.cmd_train import describe_selection
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.dataset import FrameArray
+from vae_ood_monitor.train.runs import load_run
 from vae_ood_monitor.train.selection import best_epoch, check_selection, DetectionProbe
-from vae_ood_monitor.train.trainer import load_run, train, TrainConfig
+from vae_ood_monitor.train.trainer import train, TrainConfig
 
 Frames = Callable[..., FrameArray]
 

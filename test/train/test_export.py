@@ -14,7 +14,7 @@ from vae_ood_monitor.core.session import EncoderSession
 from vae_ood_monitor.train.eager import TorchEncoder
 from vae_ood_monitor.train.export import bundle_from_encoder, bundle_from_run, count_macs
 from vae_ood_monitor.train.models import get_preset, VAE
-from vae_ood_monitor.train.trainer import load_run
+from vae_ood_monitor.train.runs import load_run
 
 
 @pytest.mark.parametrize('preset', ['tiny', 'default'])

@@ -69,7 +69,7 @@ def test_flow_run_exports_a_flow_bundle_that_onnx_runtime_agrees_with(
 
     from vae_ood_monitor.core.session import EncoderSession
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.trainer import load_run
+    from vae_ood_monitor.train.runs import load_run
 
     info, model = load_run(flow_run)
     assert info.flow == FLOW
@@ -87,8 +87,8 @@ def test_a_distilled_int8_student_of_a_flow_teacher_is_a_flow_bundle(
     from vae_ood_monitor.core.monitor import Monitor
     from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.train.distill import DistillConfig
+    from vae_ood_monitor.train.runs import load_run
     from vae_ood_monitor.train.search import build_candidate, select_grid
-    from vae_ood_monitor.train.trainer import load_run
 
     _, teacher = load_run(flow_run)
     (recipe,) = select_grid('cpu', ['student-w0.25-int8'])

@@ -13,8 +13,9 @@ import torch
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.data.shifts import ShiftKind
+from vae_ood_monitor.train.runs import load_run
 from vae_ood_monitor.train.runtime import images_tensor
-from vae_ood_monitor.train.trainer import guide_targets, load_run, train, TrainConfig
+from vae_ood_monitor.train.trainer import guide_targets, train, TrainConfig
 
 Frames = Callable[..., FrameArray]
 CONFIG = TrainConfig(preset='tiny', epochs=2, threads=1, amp='off')

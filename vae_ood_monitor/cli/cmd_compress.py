@@ -69,16 +69,16 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _compress(args: argparse.Namespace) -> int:
+    from vae_ood_monitor.core.bundle import load_bundle, save_bundle
     from vae_ood_monitor.data.dataset import FrameArray, load_frames
     from vae_ood_monitor.data.flowdata import flow_frames
     from vae_ood_monitor.data.shifts import shift_frames
-    from vae_ood_monitor.evaluate.motion import motion_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
-    from vae_ood_monitor.core.bundle import load_bundle, save_bundle
     from vae_ood_monitor.evaluate.calibration import calibrate, calibrate_and_score
+    from vae_ood_monitor.evaluate.motion import motion_frames
     from vae_ood_monitor.train.export import bundle_from_run
+    from vae_ood_monitor.train.runs import load_run
     from vae_ood_monitor.train.search import run_search, select_grid
-    from vae_ood_monitor.train.trainer import load_run
 
     check_shifts(args.shifts, motion=True)
     grid = select_grid(args.target, args.candidates)

@@ -108,10 +108,12 @@ def run_demo(work: Path, plan: DemoPlan, *, seed: int = 0, force: bool = False
     from vae_ood_monitor.evaluate.sequence_eval import (build_sequence_sets, evaluate_sequences,
                                                         format_sequence_table, write_timelines)
     from vae_ood_monitor.train.distill import DistillConfig
+    from vae_ood_monitor.train.ensemble import train_ensemble
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.models import get_preset
+    from vae_ood_monitor.train.runs import load_run
     from vae_ood_monitor.train.search import build_candidate, select_grid
-    from vae_ood_monitor.train.trainer import load_run, train_ensemble, TrainConfig
+    from vae_ood_monitor.train.trainer import TrainConfig
 
     check_output(work, force, remove=True)
     work.mkdir(parents=True)

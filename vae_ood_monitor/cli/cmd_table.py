@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vae_ood_monitor.cli.common import add_force, check_output
-from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS,
-                                         calibration_options)
+from vae_ood_monitor.cli.options import add_calibration_options, ALL_SHIFTS, calibration_options
 
 __all__ = ['register']
 
@@ -63,7 +62,7 @@ def _table(args: argparse.Namespace) -> int:
     from vae_ood_monitor.evaluate.report import evaluate_encodings
     from vae_ood_monitor.evaluate.scores import encodings_of_images
     from vae_ood_monitor.train.export import bundle_from_run
-    from vae_ood_monitor.train.trainer import load_run
+    from vae_ood_monitor.train.runs import load_run
 
     check_output(args.out, args.force)
     work = args.out.with_suffix('.models')
@@ -149,8 +148,8 @@ def _test_loss(bundle: Any, model: Any, frames: Any) -> float:
     """beta-VAE loss on ``frames`` with ``bundle``'s posterior and ``model``'s decoder."""
     import torch
 
-    from vae_ood_monitor.evaluate.scores import batch_session, encode_images
     from vae_ood_monitor.core.preprocess import Preprocessor
+    from vae_ood_monitor.evaluate.scores import batch_session, encode_images
     from vae_ood_monitor.train.losses import vae_loss
     from vae_ood_monitor.train.runtime import images_tensor
 

@@ -100,7 +100,8 @@ def _flow_option(args: argparse.Namespace) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     from vae_ood_monitor.data.dataset import load_frames
-    from vae_ood_monitor.train.trainer import train_ensemble, TrainConfig
+    from vae_ood_monitor.train.ensemble import train_ensemble
+    from vae_ood_monitor.train.trainer import TrainConfig
 
     config = TrainConfig(preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, beta=args.beta, seed=args.seed,

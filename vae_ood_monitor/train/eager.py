@@ -11,7 +11,7 @@ import torch
 
 from vae_ood_monitor.train.export import bundle_from_encoder
 from vae_ood_monitor.train.models import StatsEncoder
-from vae_ood_monitor.train.trainer import load_run
+from vae_ood_monitor.train.runs import load_run
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

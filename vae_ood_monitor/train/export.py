@@ -19,7 +19,7 @@ from vae_ood_monitor.core.manifest import Manifest, ModelInfo
 from vae_ood_monitor.core.preprocess import InputSpec
 from vae_ood_monitor.core.typedefs import Interpolation, Precision
 from vae_ood_monitor.train.models import STATS_BLOCKS, StatsEncoder
-from vae_ood_monitor.train.trainer import load_run, versions
+from vae_ood_monitor.train.runs import load_run, versions
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.flow import FlowSpec

@@ -1,70 +1,44 @@
 """β-VAE training: augmentation, progress, checkpoints, resume, determinism, DDP under torchrun.
 
-A training run is a directory::
-
-    RUN/run.json        preset, architecture, config, data summary, loss history, versions;
-                        ``complete`` turns true only when training finished
-    RUN/checkpoint.pt   latest epoch: model + optimizer state + RNG state (resume)
-    RUN/best.pt         weights of the epoch kept so far (see :mod:`.selection`)
-    RUN/model.pt        the kept epoch's weights (written last)
-
-An ensemble run (``train_ensemble``, ``vae-ood train --members N``) holds one such run per
-member, trained with seeds seed, seed + 1, ...; each keeps its own epoch::
-
-    RUN/ensemble.json   member folders, seeds, settings; ``complete`` as above
-    RUN/member-K/       a training run as above
-
-:func:`load_run` reads both kinds; an ensemble comes back as one model whose encoder
-concatenates the members' (mu, logvar) (:class:`~vae_ood_monitor.train.models.EnsembleVAE`).
+:func:`train` writes one training run folder (:mod:`~vae_ood_monitor.train.runs`); seed
+ensembles train several (:mod:`~vae_ood_monitor.train.ensemble`).
 
 Which epoch is kept: by default the one whose encoder detects validation shifts best
 (``TrainConfig.select``, :mod:`vae_ood_monitor.train.selection`); run.json's ``selection``
 says which epoch that was and why.
-
-``.pt`` files hold plain state dicts of tensors and numbers, written with ``torch.save`` and
-read back with ``torch.load(weights_only=True)``: never pickled modules or classes.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 import json
 import math
 import os
 from pathlib import Path
-import platform
-import shutil
 import time
-from typing import Any, Callable, TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from vae_ood_monitor import __version__
 from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.flow import FlowSpec
 from vae_ood_monitor.data.shifts import augment_with_levels, SEVERITY_RANGES, ShiftKind
 from vae_ood_monitor.train.losses import guide_loss, vae_loss
-from vae_ood_monitor.train.models import (EncoderSpec, ensemble_spec, EnsembleVAE, get_preset,
-                                          Preset, VAE)
-from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, DistInfo,
-                                           images_tensor, init_distributed, seed_everything,
-                                           set_threads)
+from vae_ood_monitor.train.models import get_preset, Preset, VAE
+from vae_ood_monitor.train.runs import (BEST_FILE, CHECKPOINT_FILE, load_run, MODEL_FILE,
+                                        prepare_out, RUN_FILE, RunInfo, save_state, versions,
+                                        write_json)
+from vae_ood_monitor.train.runtime import (amp_dtype, autocast, choose_device, images_tensor,
+                                           init_distributed, seed_everything, set_threads)
 from vae_ood_monitor.train.selection import best_epoch, check_selection, DetectionProbe
 
 if TYPE_CHECKING:
     from vae_ood_monitor.data.dataset import FrameArray
 
-__all__ = ['RunInfo', 'TrainConfig', 'guide_targets', 'load_run', 'save_state', 'train',
-           'train_ensemble', 'versions']
-
-RUN_FILE = 'run.json'
-CHECKPOINT_FILE = 'checkpoint.pt'
-MODEL_FILE = 'model.pt'
-BEST_FILE = 'best.pt'
-ENSEMBLE_FILE = 'ensemble.json'
+__all__ = ['TrainConfig', 'guide_targets', 'train']
 
 
 @dataclass(frozen=True)
@@ -161,191 +135,6 @@ class TrainConfig:
         return values
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """What ``run.json`` says about a training run."""
-
-    path: Path
-    preset: str
-    spec: EncoderSpec
-    decoder_width: float
-    config: dict[str, Any]
-    data: dict[str, Any]
-    history: list[dict[str, float]] = field(default_factory=list)
-    complete: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    #: Which epoch's weights model.pt holds and why (empty for runs of older versions).
-    selection: dict[str, Any] = field(default_factory=dict)
-    #: The flow input of a flow preset's run (None: colour frames).
-    flow: FlowSpec | None = None
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software that produced an artifact (provenance)."""
-    import onnxruntime
-    return {'vae_ood_monitor': __version__, 'torch': torch.__version__,
-            'onnxruntime': onnxruntime.__version__, 'numpy': np.__version__,
-            'python': platform.python_version()}
-
-
-def save_state(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file, then rename (no half-written checkpoints)."""
-    tmp = path.with_name(path.name + '.partial')
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(path.name + '.partial')
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-def load_run(path: str | os.PathLike[str], *, require_complete: bool = True
-             ) -> tuple[RunInfo, VAE | EnsembleVAE]:
-    """Read a run directory (or an ensemble of them) and its weights.
-
-    Weights are read with ``weights_only``: never unpickles objects.
-    """
-    path = Path(path)
-    if (path / ENSEMBLE_FILE).is_file():
-        return _load_ensemble(path, require_complete)
-    meta_path = path / RUN_FILE
-    if not meta_path.is_file():
-        raise ConfigError(f'{str(path)!r} is not a training run (no {RUN_FILE} or '
-                          f'{ENSEMBLE_FILE}); pass the directory given to `vae-ood train --out`.')
-    try:
-        meta = json.loads(meta_path.read_text())
-        info = RunInfo(path, meta['preset'], EncoderSpec.from_dict(meta['encoder']),
-                       float(meta['decoder_width']), meta['config'], meta.get('data', {}),
-                       meta.get('history', []), bool(meta.get('complete')),
-                       meta.get('extra', {}), dict(meta.get('selection') or {}),
-                       FlowSpec.from_dict(meta['flow']) if meta.get('flow') else None)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
-    weights = path / (MODEL_FILE if info.complete else CHECKPOINT_FILE)
-    if require_complete and not info.complete:
-        raise ConfigError(f'Training in {str(path)!r} did not finish; resume it with '
-                          f'`vae-ood train ... --out {path} --resume`.')
-    if not weights.is_file():
-        raise ConfigError(f'{str(weights)!r} is missing; re-run training.')
-    state = torch.load(weights, map_location='cpu', weights_only=True)
-    model = VAE(info.spec, info.decoder_width)
-    model.load_state_dict(state['model'] if 'optimizer' in state else state)
-    return info, model.eval()
-
-
-def _member_folders(path: Path) -> list[str]:
-    """Return the member folders ensemble.json lists (plain names inside ``path`` only)."""
-    meta_path = path / ENSEMBLE_FILE
-    try:
-        meta = json.loads(meta_path.read_text())
-        names = meta['members']
-        if not isinstance(names, list) or not names or not all(
-                isinstance(n, str) and n and Path(n).name == n and n not in ('.', '..')
-                for n in names):
-            raise ValueError(f'members {names!r} must be a non-empty list of folder names')
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f'{str(meta_path)!r} is malformed ({err}); re-run training.') from err
-    return names
-
-
-def _load_ensemble(path: Path, require_complete: bool) -> tuple[RunInfo, EnsembleVAE]:
-    loaded = [load_run(path / name, require_complete=require_complete)
-              for name in _member_folders(path)]
-    infos = [info for info, _ in loaded]
-    first = infos[0]
-    for info in infos[1:]:
-        if info.preset != first.preset or info.spec != first.spec:
-            raise ConfigError(f'Ensemble member {str(info.path)!r} is a {info.preset!r} run, '
-                              f'{str(first.path)!r} a {first.preset!r} run with another '
-                              'architecture; train every member with the same preset.')
-    members = [{'run': info.path.name, 'seed': info.config.get('seed'),
-                'epochs': len(info.history), 'selection': info.selection,
-                'history_last': info.history[-1] if info.history else {}} for info in infos]
-    selection = {'rule': first.selection.get('rule'), 'members': [
-        {'seed': m['seed'], 'epochs': m['epochs'], **m['selection']} for m in members]}
-    info = RunInfo(path, first.preset, ensemble_spec([i.spec for i in infos]),
-                   first.decoder_width, {**first.config, 'members': len(infos),
-                                         'seeds': [m['seed'] for m in members]},
-                   first.data, [], all(i.complete for i in infos), {'members': members},
-                   selection, first.flow)
-    return info, EnsembleVAE([model for _, model in loaded]).eval()
-
-
-def train_ensemble(data: FrameArray, out: str | os.PathLike[str],
-                   config: TrainConfig | None = None, members: int = 3, *,
-                   resume: bool = False, force: bool = False, progress: bool = True,
-                   log: Callable[[str], None] = print) -> RunInfo:
-    """Train ``members`` β-VAEs with seeds ``config.seed + k`` on ``data`` into ``out``.
-
-    One member trains exactly like :func:`train` (no ensemble folder). With ``resume``, members
-    that finished are kept, an interrupted one continues from its checkpoint and the rest are
-    trained.
-    """
-    config = config or TrainConfig()
-    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
-        raise ConfigError(f'members {members!r} must be a positive integer.')
-    if members == 1:
-        return train(data, out, config, resume=resume, force=force, progress=progress)
-    out = Path(out)
-    dist_info = init_distributed(choose_device(config.device))
-    main = dist_info.main
-    names = [f'member-{k}' for k in range(members)]
-    _prepare_out(out, resume, force, dist_info, resume_file=ENSEMBLE_FILE)
-    if resume and (found := _member_folders(out)) != names:
-        raise ConfigError(f'{str(out)!r} holds an ensemble of {len(found)} members, not '
-                          f'{members}; resume it with the same --members.')
-    meta = {'members': names, 'seeds': [config.seed + k for k in range(members)],
-            'preset': config.preset, 'config': config.resolved(), 'versions': versions(),
-            'complete': False}
-    if main:
-        _write_json(meta, out / ENSEMBLE_FILE)
-    for number, name in enumerate(names):
-        folder = out / name
-        member = replace(config, seed=config.seed + number)
-        state = _run_state(folder)
-        if state == 'complete':
-            if main:
-                log(f'member {number + 1}/{members} (seed {member.seed}): already trained')
-            continue
-        if main:  # under torchrun only rank 0 reports
-            log(f'member {number + 1}/{members} (seed {member.seed})')
-        train(data, folder, member, resume=state == 'partial', force=True, progress=progress)
-    if main:
-        _write_json({**meta, 'complete': True}, out / ENSEMBLE_FILE)
-    return load_run(out)[0]
-
-
-def _run_state(folder: Path) -> str:
-    """Return 'complete', 'partial' (a checkpoint to resume from) or 'none'."""
-    try:
-        complete = json.loads((folder / RUN_FILE).read_text()).get('complete')
-    except (OSError, ValueError, AttributeError):
-        complete = False
-    if complete and (folder / MODEL_FILE).is_file():
-        return 'complete'
-    return 'partial' if (folder / CHECKPOINT_FILE).is_file() else 'none'
-
-
-def _prepare_out(out: Path, resume: bool, force: bool, dist_info: DistInfo, *,
-                 resume_file: str = CHECKPOINT_FILE) -> None:
-    if resume:
-        if not (out / resume_file).is_file():
-            raise ConfigError(f'Cannot resume: {str(out / resume_file)!r} does not exist.')
-        return
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise ConfigError(f'Output {str(out)!r} exists; choose a new --out, pass --resume '
-                              'to continue it, or --force to overwrite.')
-        if dist_info.main:
-            shutil.rmtree(out)
-    if dist_info.world > 1:
-        dist.barrier()
-    if dist_info.main:
-        out.mkdir(parents=True, exist_ok=True)
-
-
 def guide_targets(levels: list[dict[str, float]], guide: tuple[str, ...]) -> np.ndarray:
     """Targets of the guided dims: each level over the top of its kind's training range.
 
@@ -392,7 +181,7 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
     dist_info = init_distributed(device)
     set_threads(config.threads, dist_info.world)
     out = Path(out)
-    _prepare_out(out, resume, force, dist_info)
+    prepare_out(out, resume, force, dist_info)
     seed_everything(config.seed)
     amp = amp_dtype(config.amp, device)
     guide = config.guide or ()
@@ -491,7 +280,7 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
             save_state({'epoch': epoch, 'model': model.state_dict(),
                         'optimizer': optimizer.state_dict(), 'torch_rng': torch.get_rng_state()},
                        out / CHECKPOINT_FILE)
-            _write_json({**meta, 'history': history}, out / RUN_FILE)
+            write_json({**meta, 'history': history}, out / RUN_FILE)
         if dist_info.world > 1:
             dist.barrier()
     bar.close()
@@ -505,7 +294,7 @@ def train(data: FrameArray, out: str | os.PathLike[str], config: TrainConfig | N
             state, kept = model.state_dict(), len(history) - 1
         meta['selection'] = _selection_record(history, select, kept)
         save_state(state, out / MODEL_FILE)
-        _write_json({**meta, 'history': history, 'complete': True}, out / RUN_FILE)
+        write_json({**meta, 'history': history, 'complete': True}, out / RUN_FILE)
     if dist_info.world > 1:
         dist.barrier()
     return load_run(out)[0]
