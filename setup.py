@@ -13,9 +13,11 @@ RUNTIME = [
     'onnxruntime>=1.17',
     'opencv-python-headless>=4.8',
 ]
-# Workstation tools without torch: evaluation metrics, plots, progress bars.
+# Workstation tools without torch: evaluation metrics, plots, progress bars, calibration
+# settings files.
 EVAL = [
     'matplotlib>=3.7',
+    'pyyaml>=6',
     'scikit-learn>=1.3',
     'tqdm>=4.66',
 ]

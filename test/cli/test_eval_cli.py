@@ -14,7 +14,7 @@ import pytest
 from vae_ood_monitor.cli.main import main
 from vae_ood_monitor.cli.options import ALL_SHIFTS
 from vae_ood_monitor.core.bundle import load_bundle, save_bundle
-from vood_testing import make_bundle
+from vood_testing import make_bundle, run_cli
 
 PNG = b'\x89PNG\r\n\x1a\n'
 CALIBRATION = ('--target-far', '0.05', '--window', '10')
@@ -36,7 +36,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(['synth', str(root / 'fog'), '--sequences', '2', '--frames', '10', '--seed', '50',
                  '--shift', 'fog', '--mode', 'm2', '--severity', '1', *size]) == 0
     save_bundle(make_bundle(calibrated=False), root / 'raw.vood')
-    assert main(['calibrate', str(root / 'raw.vood'), '--data', str(root / 'id'),
+    assert main(['calibrate', str(root / 'raw.vood'), '--calib', str(root / 'id'),
                  '--out', str(root / 'model.vood'), *CALIBRATION]) == 0
     return root
 
@@ -44,7 +44,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_calibrate_in_place(work: Path, tmp_path: Path,
                             capsys: pytest.CaptureFixture[str]) -> None:
     model = save_bundle(make_bundle(calibrated=False), tmp_path / 'model.vood')
-    code, out, err = run(capsys, 'calibrate', model, '--data', work / 'id', *CALIBRATION,
+    code, out, err = run(capsys, 'calibrate', model, '--calib', work / 'id', *CALIBRATION,
                          '--partitions', 'all', 'fog')
     assert code == 0, err
     lines = out.splitlines()
@@ -62,7 +62,7 @@ def test_calibrate_in_place(work: Path, tmp_path: Path,
 def test_calibrate_change_partition_options(work: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     # 6-frame references one frame back: half A's 4 drives keep 27 frames each past warm-up
-    code, out, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
+    code, out, err = run(capsys, 'calibrate', work / 'raw.vood', '--calib', work / 'id',
                          '--out', tmp_path / 'c.vood', *CALIBRATION, '--partitions', 'all',
                          '--change', '--baseline-frames', '6', '--baseline-gap', '1',
                          '--change-offset', '0.25')
@@ -74,7 +74,7 @@ def test_calibrate_change_partition_options(work: Path, tmp_path: Path,
     assert (f'partition all_change: 4 dims (all), two_sided tail, change vs the median of 6 '
             f'frames from 1 back (offset {twin.baseline.offset:.3g}), 108 calibration scores'
             in out)
-    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--calib', work / 'id',
                        '--out', tmp_path / 'd.vood', '--change-offset', '1.5')
     assert code == 2 and 'change_offset 1.5 must be a quantile level in [0, 1)' in err
     # without --change (the default) there are no change partitions
@@ -85,16 +85,29 @@ def test_calibrate_to_a_new_file(work: Path, capsys: pytest.CaptureFixture[str])
     assert not load_bundle(work / 'raw.vood').manifest.calibrated  # the input is untouched
     manifest = load_bundle(work / 'model.vood').manifest
     assert manifest.calibrated and manifest.target_far == 0.05
-    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id', '--out',
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--calib', work / 'id', '--out',
                        work / 'model.vood', *CALIBRATION)
     assert code == 2 and 'exists; choose another path or pass --force' in err
 
 
+def test_old_spellings_still_work_and_warn(work: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id', '--out',
+                           tmp_path / 'old.vood', *CALIBRATION)
+    assert code == 0 and '--data / --calibrate for calibration frames are deprecated' in err
+    assert load_bundle(tmp_path / 'old.vood').manifest.calibrated
+    code, out, err = run_cli(capsys, 'evaluate', tmp_path / 'old.vood', '--id', work / 'id',
+                             '--shift', 'rain')
+    assert code == 0 and '--shift is deprecated: use --shifts' in err and '| rain' in out
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--out', tmp_path / 'x.vood')
+    assert code == 2 and 'calibrate needs --calib DATA' in err
+
+
 def test_calibrate_errors(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'id',
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--calib', work / 'id',
                        '--partitions', 'sun')
     assert code == 2 and err.startswith("vae-ood calibrate: error: Partitions ['sun'] must be")
-    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--data', work / 'fog')
+    code, _, err = run(capsys, 'calibrate', work / 'raw.vood', '--calib', work / 'fog')
     assert code == 2 and err.startswith('vae-ood calibrate: error: 20 calibration frames are '
                                         'too few')
     assert not load_bundle(work / 'raw.vood').manifest.calibrated
@@ -102,7 +115,7 @@ def test_calibrate_errors(work: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_evaluate_shifts(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id',
-                         '--shift', 'rain', 'brightness')
+                         '--shifts', 'rain', 'brightness')
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith('| shift | AUROC | AUPR |') and len(lines) == 5
@@ -129,7 +142,7 @@ def test_evaluate_labelled_ood_folder_as_json(work: Path,
 
 
 def test_evaluate_every_shift(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shift',
+    code, out, _ = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shifts',
                        'all', '--limit', 60, '--json')
     assert code == 0
     data = json.loads(out)
@@ -140,7 +153,7 @@ def test_evaluate_sequences_with_a_report(work: Path, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     report = tmp_path / 'report'
     code, out, err = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id',
-                         '--shift', 'rain', '--sequences', '--per-kind', 1, '--out', report)
+                         '--shifts', 'rain', '--sequences', '--per-kind', 1, '--out', report)
     assert code == 0, err
     assert '| all sequences | threshold | ' in out and '| rain | cusum | ' in out
     assert out.rstrip().endswith(f'report: {report / "report.md"}')
@@ -154,18 +167,18 @@ def test_evaluate_sequences_with_a_report(work: Path, tmp_path: Path,
     for name in ('roc.png', 'histograms.png', 'timeline_rain_m2_0.png', 'timeline_id_0.png'):
         assert (report / name).read_bytes()[:8] == PNG
     # an existing report folder is kept unless --force, then replaced
-    code, _, err = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shift',
+    code, _, err = run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shifts',
                        'rain', '--out', report)
     assert code == 2 and 'pass --force' in err and (report / 'timeline_id_0.png').exists()
-    assert run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shift', 'rain',
+    assert run(capsys, 'evaluate', work / 'model.vood', '--id', work / 'id', '--shifts', 'rain',
                '--out', report, '--force')[0] == 0
     assert not (report / 'timeline_id_0.png').exists()
     assert 'sequences' not in json.loads((report / 'metrics.json').read_text())
 
 
 @pytest.mark.parametrize(('argv', 'message'), [
-    (['--shift', 'sun', 'rain'], "Unknown shift(s) ['sun']; choose from rain, brightness"),
-    ([], 'Nothing to evaluate against: pass --ood DATA and/or --shift NAME.'),
+    (['--shifts', 'sun', 'rain'], "Unknown shift(s) ['sun']; choose from rain, brightness"),
+    ([], 'Nothing to evaluate against: pass --ood DATA and/or --shifts NAME.'),
 ])
 def test_evaluate_errors(work: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                          message: str) -> None:
@@ -176,7 +189,7 @@ def test_evaluate_errors(work: Path, capsys: pytest.CaptureFixture[str], argv: l
 
 def test_evaluate_needs_a_calibrated_bundle(work: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, 'evaluate', work / 'raw.vood', '--id', work / 'id', '--shift',
+    code, _, err = run(capsys, 'evaluate', work / 'raw.vood', '--id', work / 'id', '--shifts',
                        'rain', '--limit', 20)
     assert code == 2
     assert err.startswith('vae-ood evaluate: error: ') and 'raw.vood' in err

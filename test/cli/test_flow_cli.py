@@ -26,7 +26,7 @@ def flow_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(['synth', str(root / 'calib'), '--sequences', '10', '--frames', '44', '--seed',
                  '100', *size, '--workers', '1']) == 0
     assert main(['train', str(root / 'train'), '--out', str(root / 'run'), *TRAIN]) == 0
-    assert main(['export', str(root / 'run'), '--out', str(root / 'flow.vood'), '--calibrate',
+    assert main(['export', str(root / 'run'), '--out', str(root / 'flow.vood'), '--calib',
                  str(root / 'calib')]) == 0
     return root
 
@@ -48,7 +48,7 @@ def test_train_and_export_a_calibrated_flow_bundle(flow_work: Path,
 def test_evaluate_motion_anomalies_of_a_flow_bundle(flow_work: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, 'evaluate', flow_work / 'flow.vood', '--id',
-                         flow_work / 'calib', '--shift', 'motion', '--sequences', '--json')
+                         flow_work / 'calib', '--shifts', 'motion', '--sequences', '--json')
     assert code == 0, err
     data = json.loads(out)
     assert set(data['shifts']) == set(MOTION_SHIFTS)
@@ -56,7 +56,7 @@ def test_evaluate_motion_anomalies_of_a_flow_bundle(flow_work: Path,
     assert set(motion) == set(MOTION_SHIFTS) and motion['frozen']['drives'] == 10
     # frame shifts reach a flow bundle through the flow of the shifted frames
     code, out, err = run(capsys, 'evaluate', flow_work / 'flow.vood', '--id',
-                         flow_work / 'calib', '--shift', 'fog', 'frozen')
+                         flow_work / 'calib', '--shifts', 'fog', 'frozen')
     assert code == 0, err
     assert '| fog |' in out and '| frozen |' in out
 
@@ -64,7 +64,7 @@ def test_evaluate_motion_anomalies_of_a_flow_bundle(flow_work: Path,
 def test_evaluate_refuses_frame_shift_sequences_of_a_flow_bundle(
         flow_work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, 'evaluate', flow_work / 'flow.vood', '--id', flow_work / 'calib',
-                       '--shift', 'fog', '--sequences')
+                       '--shifts', 'fog', '--sequences')
     assert code == 2 and 'not built for flow bundles' in err
 
 

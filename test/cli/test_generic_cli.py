@@ -34,7 +34,7 @@ def test_one_small_recording_calibrates_with_defaults(work: Path, tmp_path: Path
                                                       capsys: pytest.CaptureFixture[str]
                                                       ) -> None:
     out = tmp_path / 'small.vood'
-    code, text, err = run(capsys, 'calibrate', work / 'model.vood', '--data', work / 'recording',
+    code, text, err = run(capsys, 'calibrate', work / 'model.vood', '--calib', work / 'recording',
                           '--out', out)
     assert code == 0, err
     # 250 frames: 125 give the conformal scores, which certify 1 / 126 at best
@@ -51,7 +51,7 @@ def test_one_small_recording_calibrates_with_defaults(work: Path, tmp_path: Path
 def test_a_rate_the_frames_cannot_certify_is_raised_to_the_lowest_they_can(
         work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / 'strict.vood'
-    code, text, err = run(capsys, 'calibrate', work / 'model.vood', '--data', work / 'recording',
+    code, text, err = run(capsys, 'calibrate', work / 'model.vood', '--calib', work / 'recording',
                           '--out', out, '--target-far', 0.001)
     assert code == 0, err
     assert ('note: 125 calibration scores certify a per-frame false-alarm rate of 0.00794 at '
@@ -64,7 +64,7 @@ def test_a_rate_the_frames_cannot_certify_is_raised_to_the_lowest_they_can(
 
 def test_too_few_frames_are_refused_with_the_floor(work: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, 'calibrate', work / 'model.vood', '--data', work / 'short',
+    code, _, err = run(capsys, 'calibrate', work / 'model.vood', '--calib', work / 'short',
                        '--limit', 30, '--out', tmp_path / 'x.vood')
     assert code != 0
     assert '30 calibration frames are too few: calibration needs at least 40' in err
@@ -74,9 +74,9 @@ def test_evaluate_reports_the_baseline_and_the_named_shifts(work: Path, tmp_path
                                                             capsys: pytest.CaptureFixture[str]
                                                             ) -> None:
     model = tmp_path / 'm.vood'
-    assert run(capsys, 'calibrate', work / 'model.vood', '--data', work / 'recording',
+    assert run(capsys, 'calibrate', work / 'model.vood', '--calib', work / 'recording',
                '--out', model)[0] == 0
-    code, text, err = run(capsys, 'evaluate', model, '--id', work / 'recording', '--shift',
+    code, text, err = run(capsys, 'evaluate', model, '--id', work / 'recording', '--shifts',
                           'rain', 'fog')
     assert code == 0, err
     assert '| colour baseline AUROC |' in text
@@ -88,7 +88,7 @@ def test_evaluate_reports_the_baseline_and_the_named_shifts(work: Path, tmp_path
 def test_evaluate_warns_when_the_detector_is_worse_than_the_baseline(
         work: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / 'm.vood'
-    assert run(capsys, 'calibrate', work / 'model.vood', '--data', work / 'recording',
+    assert run(capsys, 'calibrate', work / 'model.vood', '--calib', work / 'recording',
                '--out', model)[0] == 0
     bundle = load_bundle(model)
     (generic,) = bundle.manifest.partitions
@@ -97,10 +97,10 @@ def test_evaluate_warns_when_the_detector_is_worse_than_the_baseline(
                           threshold_low=float(np.quantile(generic.calibration_scores, 0.01)),
                           tail=Tail.LOWER, density=generic.density)
     worse = save_bundle(bundle.with_manifest(partitions=(backwards,)), tmp_path / 'worse.vood')
-    code, text, err = run(capsys, 'evaluate', worse, '--id', work / 'recording', '--shift',
+    code, text, err = run(capsys, 'evaluate', worse, '--id', work / 'recording', '--shifts',
                           'brightness', 'fog')
     assert code == 0, err
     assert "warning: on 'fog' the detector (AUROC " in err
     assert 'is worse than the six-number colour baseline' in err
-    code, _, err = run(capsys, 'evaluate', model, '--id', work / 'recording', '--shift', 'fog')
+    code, _, err = run(capsys, 'evaluate', model, '--id', work / 'recording', '--shifts', 'fog')
     assert code == 0 and 'warning' not in err

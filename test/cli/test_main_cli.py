@@ -72,7 +72,7 @@ def test_all_shifts_match_the_shift_kinds() -> None:
     assert list(ALL_SHIFTS) == [k.value for k in ShiftKind]
 
 
-def _parse(*argv: str) -> argparse.Namespace:
+def _parse(*argv: str) -> argparse.Namespace:  # noqa: D103
     parser = argparse.ArgumentParser()
     add_calibration_options(parser)
     return parser.parse_args(list(argv))
@@ -87,17 +87,74 @@ def test_calibration_options_defaults() -> None:
     assert options.sequence_share == 0.5
 
 
-def test_calibration_options_from_flags() -> None:
-    options = calibration_options(_parse(
-        '--target-far', '0.02', '--partitions', 'all', 'rain', '--select', 'paper',
-        '--no-sequential', '--window', '10', '5', '--alarm-rate', '0.001', '--margin', '0.5',
-        '--validation-shifts', 'fog', 'snow', '--seed', '3', '--sequence-share', '0.75',
-        '--change'))
-    assert options.target_far == 0.02 and options.partitions == ('all', 'rain')
+def test_calibration_options_from_a_config_file_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / 'calibration.yaml'
+    config.write_text('# research knobs\nselection: paper\nsequential: false\nwindows: [10, 5]\n'
+                      'margin: 0.5\nvalidation_shifts: [fog, snow]\nseed: 3\n'
+                      'sequence_share: 0.75\nchange: true\ntarget_far: 0.05\n')
+    options = calibration_options(_parse('--config', str(config), '--target-far', '0.02',
+                                         '--partitions', 'all', 'rain', '--alarm-rate', '0.001'))
+    assert options.target_far == 0.02 and options.partitions == ('all', 'rain')  # flags win
     assert options.selection is DimSelection.PAPER and not options.sequential
     assert (options.windows, options.alarm_rate, options.margin) == ((5, 10), 1e-3, 0.5)
     assert options.seed == 3 and options.sequence_share == 0.75
     assert options.validation_shifts == ('fog', 'snow') and options.change
+
+
+def test_old_calibration_flags_still_work_and_warn(capsys: pytest.CaptureFixture[str]) -> None:
+    options = calibration_options(_parse('--select', 'paper', '--no-sequential', '--window',
+                                         '10', '5', '--margin', '0.5', '--change'))
+    assert options.selection is DimSelection.PAPER and not options.sequential
+    assert (options.windows, options.margin, options.change) == ((5, 10), 0.5, True)
+    err = capsys.readouterr().err
+    assert '--window is deprecated' in err and "'windows' in a --config YAML" in err
+
+
+def test_calibration_config_errors_name_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('windowz: [10]\n')
+    with pytest.raises(ConfigError, match=r"Unknown calibration setting\(s\) \['windowz'\]"):
+        calibration_options(_parse('--config', str(bad)))
+    bad.write_text('- 10\n')
+    with pytest.raises(ConfigError, match='must hold a mapping'):
+        calibration_options(_parse('--config', str(bad)))
+    with pytest.raises(ConfigError, match='Cannot read'):
+        calibration_options(_parse('--config', str(tmp_path / 'missing.yaml')))
+
+
+def test_calibrate_lists_at_most_eight_options() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    shown = [a for a in commands.choices['calibrate']._actions
+             if a.option_strings and a.help != argparse.SUPPRESS and '-h' not in a.option_strings]
+    assert len(shown) <= 8, [a.option_strings for a in shown]
+
+
+#: One spelling per idea: the spellings on the right must not be offered by any subcommand.
+OLD_SPELLINGS = {
+    '--calib': ('--calibrate', '--calibration'),  # held-out calibration frames
+    '--shifts': ('--shift', '--select-shifts', '--validation-shifts'),  # shifts to apply
+    'MODEL (positional)': ('--model',),
+}
+
+
+def test_options_naming_the_same_idea_share_one_spelling() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    offered = {}
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.help != argparse.SUPPRESS:
+                for option in action.option_strings:
+                    offered.setdefault(option, []).append(name)
+    # synth renders drives with one shift: its singular --shift KIND is that one shift
+    offered['--shift'] = [c for c in offered.get('--shift', []) if c != 'synth']
+    for spelling, old in OLD_SPELLINGS.items():
+        clash = {o: offered[o] for o in old if offered.get(o)}
+        assert not clash, f'{clash} offered where {spelling} is the spelling'
+    # calibration frames are --calib wherever a command calibrates
+    for name in ('calibrate', 'export', 'compress'):
+        assert name in offered['--calib'], name
 
 
 def test_calibration_options_are_validated() -> None:

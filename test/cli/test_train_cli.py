@@ -154,7 +154,7 @@ def test_export_of_a_missing_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_export_and_calibrate(work: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / 'calibrated.vood'
-    code, stdout, err = run(capsys, 'export', work / 'run', '--out', out, '--calibrate',
+    code, stdout, err = run(capsys, 'export', work / 'run', '--out', out, '--calib',
                             work / 'calib', '--target-far', 0.05, '--window', 10)
     assert code == 0, err
     # the default alert: the generic partition over the exported activation statistics

@@ -83,7 +83,7 @@ def test_single_partition_reports_combined_only() -> None:
 
 def test_evaluate_needs_ood_sets(bundle: Bundle) -> None:
     with pytest.raises(CalibrationError, match='No OOD sets to evaluate; pass --ood DATA or '
-                       '--shift NAME'):
+                       '--shifts NAME'):
         evaluate_encodings(bundle, _kl([1.0], [1.0]), {})
 
 

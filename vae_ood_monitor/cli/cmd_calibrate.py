@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output
-from vae_ood_monitor.cli.options import (add_calibration_options, add_data_options,
-                                         calibration_options, load_for_bundle)
+from vae_ood_monitor.cli.options import (add_calib_data, add_calibration_options,
+                                         add_data_options, calib_data, calibration_options,
+                                         load_for_bundle)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
@@ -25,11 +26,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         'CUSUM parameters in the bundle (rewritten atomically, in place unless --out). Use '
         'several recorded sequences that the model was not trained on.')
     parser.add_argument('model', type=Path, help='bundle (.vood)')
-    parser.add_argument('--data', nargs='+', required=True,
-                        help='held-out in-distribution frame sources (not the training frames)')
+    add_calib_data(parser, required=True)
     parser.add_argument('--out', type=Path, default=None, help='write a new bundle instead')
     add_calibration_options(parser)
-    add_data_options(parser)
+    add_data_options(parser, sequences=True)
     add_force(parser)
     parser.set_defaults(func=_calibrate)
 
@@ -43,7 +43,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = args.out or args.model
     if args.out is not None:
         check_output(args.out, args.force)
-    frames = load_for_bundle(bundle, args.data, args, inputs=True)
+    frames = load_for_bundle(bundle, calib_data(args, 'calibrate'), args, inputs=True)
     bundle, _ = calibrate(bundle, frames, options, log=lambda text: print(f'  {text}'))
     save_bundle(bundle, out, force=True if args.out is None else args.force)
     print(describe_partitions(bundle))

@@ -63,7 +63,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         '--out/candidates (re-assessed, not rebuilt)')
     parser.add_argument('--no-progress', action='store_true')
     add_distill_options(parser)
-    add_calibration_options(parser)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the validation shifts, distillation and calibration')
+    add_calibration_options(parser, seed=False)
     add_force(parser)
     parser.set_defaults(func=_compress)
 

@@ -35,7 +35,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--id', nargs='+', required=True, dest='id_data',
                         help='held-out in-distribution frame sources')
     parser.add_argument('--ood', nargs='+', default=[], help='OOD frame sources')
-    parser.add_argument('--shift', nargs='+', default=[],
+    parser.add_argument('--shift', dest='old_shifts', nargs='+', default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--shifts', nargs='+', default=[],
                         help=f'test-range shifts to apply to the --id frames: '
                         f'{", ".join(ALL_SHIFTS)} or all; and motion anomalies of the --id '
                         f'sequences: {", ".join(MOTION_SHIFTS)} or motion')
@@ -66,7 +68,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         from vae_ood_monitor.core.errors import CalibrationError
         raise CalibrationError(f'{str(args.model)!r} is not calibrated; run `vae-ood calibrate '
                                f'{args.model} --data ID_FRAMES` first.')
-    shifts = [s for name in args.shift for s in {'all': ALL_SHIFTS, 'motion': MOTION_SHIFTS}
+    if args.old_shifts is not None:
+        print('warning: evaluate: --shift is deprecated: use --shifts', file=sys.stderr)
+        args.shifts = args.shifts + args.old_shifts
+    shifts = [s for name in args.shifts for s in {'all': ALL_SHIFTS, 'motion': MOTION_SHIFTS}
               .get(name, (name,))]
     shifts = list(dict.fromkeys(shifts))
     check_shifts(shifts, also=', all, motion', motion=True)
@@ -74,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     shifts = [s for s in shifts if s not in MOTION_SHIFTS]
     flow = bundle.manifest.flow is not None
     if not shifts and not motion and not args.ood:
-        raise ConfigError('Nothing to evaluate against: pass --ood DATA and/or --shift NAME.')
+        raise ConfigError('Nothing to evaluate against: pass --ood DATA and/or --shifts NAME.')
     if flow and args.sequences and shifts:
         raise ConfigError(f'--sequences of frame shifts ({", ".join(shifts)}) is not built for '
                           'flow bundles; evaluate their sequences with motion shifts '

@@ -37,9 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('bags', nargs='*', type=Path, metavar='BAG',
                         help='bags (a bag folder, .mcap or .db3 file), folders of bags or .txt '
                         'lists of bags')
-    parser.add_argument('--model', dest='model_option', type=Path, default=None, metavar='MODEL',
-                        help='deprecated: give the model first instead (vae-ood replay MODEL '
-                        'BAG)')
+    parser.add_argument('--model', dest='model_option', type=Path, default=None,
+                        help=argparse.SUPPRESS)  # deprecated: the model comes first
     parser.add_argument('--workers', type=int, default=None, metavar='N',
                         help='several bags: replay N at a time in processes on this machine '
                         '(default 1)')

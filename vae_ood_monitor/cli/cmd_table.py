@@ -44,7 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--out', type=Path, required=True, help='Markdown file to write')
     parser.add_argument('--title', default='Compression: the paper reproduced and beaten')
     parser.add_argument('--frames', type=int, default=300, help='timed frames per model')
-    add_calibration_options(parser)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the validation shifts and calibration')
+    add_calibration_options(parser, seed=False)
     add_force(parser)
     parser.set_defaults(func=_table, partitions=['all', 'rain', 'brightness'])
 

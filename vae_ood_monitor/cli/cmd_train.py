@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+import sys
 from typing import Any
 
 from vae_ood_monitor.cli.common import add_force, check_output, tqdm_progress
-from vae_ood_monitor.cli.options import add_calibration_options, add_data_options
+from vae_ood_monitor.cli.options import (add_calib_data, add_calibration_options,
+                                         add_data_options, calib_data)
 
 __all__ = ['register']
 
@@ -59,7 +61,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                         'validation frames from shifted copies best (detection, default for '
                         'frame presets), the lowest validation loss (default for flow presets), '
                         'or the last')
-    parser.add_argument('--select-shifts', nargs='+', default=['rain', 'brightness'],
+    parser.add_argument('--select-shifts', dest='old_shifts', nargs='+', default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--shifts', nargs='+', default=['rain', 'brightness'],
                         metavar='SHIFT', help='validation shifts for --select detection')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
     parser.add_argument('--threads', type=int, default=None, help='torch threads per process')
@@ -74,16 +78,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         'export', help='export a trained encoder to a model bundle (.vood)',
         description='Writes the encoder as ONNX plus a manifest into one .vood file. Calibrate '
-        'it next (or pass --calibrate DATA here).')
+        'it next (or pass --calib DATA here).')
     parser.add_argument('run', type=Path, help='training run directory')
     parser.add_argument('--out', type=Path, required=True, help='bundle file to write (.vood)')
     parser.add_argument('--name', default=None, help='bundle name (default: run folder name)')
-    parser.add_argument('--calibrate', nargs='+', default=None, metavar='DATA',
-                        help='held-out in-distribution frames to calibrate with right away')
+    add_calib_data(parser, required=False)
     add_calibration_options(parser)
-    add_data_options(parser)
+    add_data_options(parser, sequences=True)
     add_force(parser)
     parser.set_defaults(func=_export)
+
+
+def _shifts(args: argparse.Namespace) -> list[str]:
+    if args.old_shifts is not None:
+        print('warning: train: --select-shifts is deprecated: use --shifts', file=sys.stderr)
+        return list(args.old_shifts)
+    return list(args.shifts)
 
 
 def _flow_option(args: argparse.Namespace) -> Any:
@@ -110,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
                          guide_weight=args.guide_weight,
                          val_fraction=args.val_fraction, amp=args.amp, threads=args.threads,
                          device=args.device, select=args.select,
-                         select_shifts=tuple(args.select_shifts), flow=_flow_option(args))
+                         select_shifts=tuple(_shifts(args)), flow=_flow_option(args))
     if not args.resume:
         check_output(args.out, args.force)
     preset = config.get_preset()
@@ -166,10 +176,11 @@ def _export(args: argparse.Namespace) -> int:
 
     check_output(args.out, args.force)
     bundle = bundle_from_run(args.run, name=args.name)
-    if args.calibrate:
+    calib = calib_data(args, 'export')
+    if calib:
         from vae_ood_monitor.cli.options import calibration_options, load_for_bundle
         from vae_ood_monitor.evaluate.calibration import calibrate
-        frames = load_for_bundle(bundle, args.calibrate, args, inputs=True)
+        frames = load_for_bundle(bundle, calib, args, inputs=True)
         bundle, _ = calibrate(bundle, frames, calibration_options(args),
                               log=lambda text: print(f'  {text}'))
     save_bundle(bundle, args.out, force=args.force)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+import sys
 from typing import Any, Sequence, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import tqdm_progress
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ['ALL_SHIFTS', 'MOTION_SHIFTS', 'add_calibration_options', 'add_data_options',
            'add_distill_options', 'calibration_options', 'check_shifts', 'distill_config',
-           'load_for_bundle', 'with_transfer']
+           'load_for_bundle', 'read_calibration_config', 'with_transfer']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
@@ -37,74 +39,143 @@ def check_shifts(names: Sequence[str], option: str = '', also: str = '',
                           f'{", ".join(known)}{also}.')
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that reads frame sources."""
+def add_data_options(parser: argparse.ArgumentParser, *, sequences: bool = False) -> None:
+    """Options shared by every command that reads frame sources.
+
+    ``sequences``: the command needs whole recordings in time order (calibration): thinning
+    them out is still accepted but not offered.
+    """
     parser.add_argument('--skip-first', type=int, default=0, metavar='N',
                         help='drop the first N frames of every source (e.g. robot on a desk)')
     parser.add_argument('--stride', type=int, default=1, metavar='N',
-                        help='keep every N-th frame')
+                        help=argparse.SUPPRESS if sequences else 'keep every N-th frame')
     parser.add_argument('--limit', type=int, default=None, metavar='N',
-                        help='use at most N frames in total')
+                        help=argparse.SUPPRESS if sequences else 'use at most N frames in total')
 
 
-def add_calibration_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the calibration (shared by calibrate, export --calibrate and compress)."""
+def add_calib_data(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--calib DATA...``: held-out in-distribution frames (``--data``/``--calibrate``: old)."""
+    parser.add_argument('--calib', nargs='+', default=None, metavar='DATA',
+                        help='held-out in-distribution frame sources to calibrate on (recorded '
+                        'sequences the model was not trained on)' + (
+                            '' if required else ': calibrate right away'))
+    parser.add_argument('--data', '--calibrate', dest='old_calib', nargs='+', default=None,
+                        help=argparse.SUPPRESS)
+    parser.set_defaults(calib_required=required)
+
+
+def calib_data(args: argparse.Namespace, command: str) -> list[str] | None:
+    """Return the ``--calib`` sources (warning on the old spellings), or None without any."""
+    from vae_ood_monitor.core.errors import ConfigError
+
+    if args.old_calib is not None:
+        print(f'warning: {command}: --data / --calibrate for calibration frames are deprecated: '
+              'use --calib', file=sys.stderr)
+        return list(args.old_calib)
+    if args.calib is None and args.calib_required:
+        raise ConfigError(f'{command} needs --calib DATA: held-out in-distribution frames.')
+    return args.calib
+
+
+#: Calibration settings only a ``--config`` YAML file sets (CalibrationOptions fields), with
+#: the command-line flags that set them until this release: hidden, they still work and warn.
+_RESEARCH_FLAGS = (
+    ('--select', 'selection', {'choices': ['labelled', 'paper', 'all']}),
+    ('--no-sequential', 'sequential', {'action': 'store_false'}),
+    ('--window', 'windows', {'type': int, 'nargs': '+'}),
+    ('--margin', 'margin', {'type': float}),
+    ('--sequence-share', 'sequence_share', {'type': float}),
+    ('--validation-shifts', 'validation_shifts', {'nargs': '+'}),
+    ('--change', 'change', {'action': 'store_true'}),
+    ('--baseline-frames', 'baseline_frames', {'type': int}),
+    ('--baseline-gap', 'baseline_gap', {'type': int}),
+    ('--change-offset', 'change_offset', {'type': float}),
+)
+
+
+def add_calibration_options(parser: argparse.ArgumentParser, *, seed: bool = True) -> None:
+    """Options of the calibration (shared by calibrate, export --calib, compress and table).
+
+    The everyday settings are flags; the research knobs of
+    :class:`~vae_ood_monitor.evaluate.calibration.CalibrationOptions` go in a YAML file given
+    with ``--config`` (see docs/calibration.md). ``seed`` False: the command has a ``--seed``
+    of its own, which calibration then also uses.
+    """
     group = parser.add_argument_group('calibration')
-    group.add_argument('--target-far', type=float, default=0.01,
-                       help='per-frame false-alarm rate of the whole detector (default 0.01)')
-    group.add_argument('--partitions', nargs='+', default=['generic'], metavar='NAME',
+    group.add_argument('--partitions', nargs='+', default=None, metavar='NAME',
                        help="what the alert ORs: 'generic' (distance of the frame's encoder "
                        'features from in-distribution frames: shifts nobody named), '
                        "'all' (KL of every latent dim, two-sided: the paper's score) and/or "
                        f'shift names ({", ".join(ALL_SHIFTS)}) with their own latent dims '
                        '(default: generic)')
-    group.add_argument('--select', default='labelled', choices=['labelled', 'paper', 'all'],
-                       help='how shift partitions choose their dims (default labelled)')
-    group.add_argument('--no-sequential', action='store_true',
-                       help='skip the CUSUM calibration (per-frame thresholds only)')
-    group.add_argument('--window', type=int, nargs='+', default=[20], metavar='W',
-                       help='martingale window in frames, or several candidates: calibration '
-                       'then picks, per partition, the one that detects the validation shifts '
-                       'soonest within the false-alarm budget (default 20, as in the paper; '
-                       '5 10 20 halved the demo delays at more false alarms)')
-    group.add_argument('--alarm-rate', type=float, default=1e-4,
+    group.add_argument('--target-far', type=float, default=None,
+                       help='per-frame false-alarm rate of the whole detector (default 0.01)')
+    group.add_argument('--alarm-rate', type=float, default=None,
                        help='CUSUM false alarms allowed per in-distribution frame, for the '
-                       'alert (split evenly between the partitions; default 1e-4)')
-    group.add_argument('--margin', type=float, default=0.25,
-                       help='safety margin on the CUSUM threshold (default 0.25 = +25 %%)')
-    group.add_argument('--sequence-share', type=float, default=0.5, metavar='F',
-                       help='share of the calibration drives that fit the CUSUM; the rest give '
-                       'the conformal scores. The CUSUM needs many drives to vouch for few '
-                       'false alarms, the scores fewer (default 0.5)')
-    group.add_argument('--validation-shifts', nargs='+', default=[], metavar='SHIFT',
-                       help="shifts that tune the generic partitions' CUSUM (default: the "
-                       'named partitions, else rain and brightness)')
-    group.add_argument('--change', action='store_true',
-                       help='add change partitions, which score each frame against the same '
-                       "camera's recent frames and feed the CUSUM (default: none)")
-    group.add_argument('--baseline-frames', type=int, default=30, metavar='N',
-                       help='reference window of the change partitions (default 30 frames)')
-    group.add_argument('--baseline-gap', type=int, default=5, metavar='N',
-                       help='frames between the reference window and the scored frame '
-                       '(default 5)')
-    group.add_argument('--change-offset', type=float, default=0.5, metavar='Q',
-                       help='a change partition scores (KL + c) / (reference + c), c = this '
-                       "quantile of the partition's calibration KL: keeps near-zero KL from "
-                       'making huge ratios (default 0.5, the median; 0: plain ratio)')
-    group.add_argument('--seed', type=int, default=0, help='seed of the validation shifts')
+                       'alert (default 1e-4)')
+    group.add_argument('--config', type=Path, default=None, metavar='YAML',
+                       help='calibration settings file (every setting of the calibration, '
+                       'e.g. windows, margin, dims, change partitions; see '
+                       'docs/calibration.md); the flags above override it')
+    for flag, dest, kwargs in _RESEARCH_FLAGS:
+        group.add_argument(flag, dest=f'old_{dest}', default=None, help=argparse.SUPPRESS,
+                           **kwargs)
+    if seed:
+        group.add_argument('--seed', dest='old_seed', type=int, default=None,
+                           help=argparse.SUPPRESS)
 
 
 def calibration_options(args: argparse.Namespace) -> CalibrationOptions:
-    """Build validated calibration options from parsed arguments."""
+    """Build validated calibration options: the ``--config`` file, then the flags."""
+    from dataclasses import fields
+
+    from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.evaluate.calibration import CalibrationOptions
 
-    return CalibrationOptions(
-        target_far=args.target_far, partitions=tuple(args.partitions), selection=args.select,
-        sequential=not args.no_sequential, windows=tuple(args.window),
-        alarm_rate=args.alarm_rate, margin=args.margin, sequence_share=args.sequence_share,
-        validation_shifts=tuple(args.validation_shifts),
-        change=args.change, baseline_frames=args.baseline_frames,
-        baseline_gap=args.baseline_gap, change_offset=args.change_offset, seed=args.seed)
+    settings: dict[str, Any] = {}
+    if getattr(args, 'config', None) is not None:
+        settings = read_calibration_config(args.config)
+    for flag, dest, _ in _RESEARCH_FLAGS + (('--seed', 'seed', {}),):
+        value = getattr(args, f'old_{dest}', None)
+        if value is not None:
+            print(f'warning: {flag} is deprecated: set {dest!r} in a --config YAML file '
+                  '(docs/calibration.md)', file=sys.stderr)
+            settings[dest] = value
+    if getattr(args, 'old_seed', None) is None and 'seed' not in settings and hasattr(
+            args, 'seed'):
+        settings['seed'] = args.seed  # the command's own --seed
+    for dest in ('partitions', 'target_far', 'alarm_rate'):
+        if getattr(args, dest, None) is not None:
+            settings[dest] = getattr(args, dest)
+    for key in ('partitions', 'windows', 'validation_shifts'):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    known = {f.name for f in fields(CalibrationOptions)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigError(f'Unknown calibration setting(s) {unknown}; choose from '
+                          f'{", ".join(sorted(known))}.')
+    return CalibrationOptions(**settings)
+
+
+def read_calibration_config(path: Path) -> dict[str, Any]:
+    """Read a calibration settings YAML file (a mapping of CalibrationOptions fields)."""
+    import yaml
+
+    from vae_ood_monitor.core.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f'Cannot read the calibration config {str(path)!r}: {err}.') from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f'{str(path)!r} is not valid YAML ({err}).') from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'{str(path)!r} must hold a mapping of calibration settings '
+                          f'(e.g. "windows: [10, 20]"), not {type(data).__name__}.')
+    return dict(data.get('calibration', data))
 
 
 def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--epochs') -> None:

@@ -66,7 +66,7 @@ class PartitionDetector:
         if not partition.calibrated:
             raise CalibrationError(
                 f'Partition {partition.name!r} is not calibrated (no calibration scores or '
-                'threshold); run `vae-ood calibrate MODEL --data ID_FRAMES` first.')
+                'threshold); run `vae-ood calibrate MODEL --calib ID_FRAMES` first.')
         if mode is DecisionMode.CUSUM and partition.cusum is None:
             raise CalibrationError(
                 f'Partition {partition.name!r} has no CUSUM parameters; run `vae-ood calibrate` '

@@ -169,7 +169,7 @@ class Monitor:
                               f'{[p.name for p in manifest.partitions]!r}.')
         if not partitions:
             raise CalibrationError(f'{self.bundle.name!r} is not calibrated; run `vae-ood '
-                                   'calibrate MODEL --data ID_FRAMES` first.')
+                                   'calibrate MODEL --calib ID_FRAMES` first.')
         has_cusum = all(p.cusum is not None for p in partitions)
         self.mode = self.config.decision or (DecisionMode.CUSUM if has_cusum
                                              else DecisionMode.THRESHOLD)

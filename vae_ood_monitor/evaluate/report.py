@@ -87,7 +87,7 @@ def evaluate_encodings(bundle: Bundle, id_rows: NDArray[np.float64],
                        ood_rows: Mapping[str, NDArray[np.float64]]) -> Evaluation:
     """Evaluate the encoding rows of in-distribution and OOD frames under ``bundle``."""
     if not ood_rows:
-        raise CalibrationError('No OOD sets to evaluate; pass --ood DATA or --shift NAME.')
+        raise CalibrationError('No OOD sets to evaluate; pass --ood DATA or --shifts NAME.')
     partitions = bundle.manifest.frame_partitions
     id_combined = combined_score(bundle, id_rows)
     id_parts = _evidence(bundle, id_rows)
