@@ -38,8 +38,9 @@ PLANS = {
     # 60 worlds to learn from, 200 held-out worlds to calibrate on (the CUSUM thresholds must
     # sit above the rare world whose score wanders most), 100 new worlds to test on (5,000
     # in-distribution frames for the false-alarm count). One model: the seed ensemble
-    # (`--members 3`) steadied the KL partitions' sequence figures (docs/seed_ensembles.md);
-    # the generic partition of the default alert does not need it.
+    # (`--members 3`) steadied the KL partitions' sequence figures
+    # (docs/research/seed_ensembles.md); the generic partition of the default alert does not
+    # need it.
     'full': DemoPlan('default', train_drives=60, calib_drives=200, test_drives=100, frames=50,
                      epochs=None, shifted_drives=10, eval_frames=2000, members=1),
     'quick': DemoPlan('tiny', train_drives=8, calib_drives=32, test_drives=8, frames=40,
