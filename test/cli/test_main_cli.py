@@ -162,3 +162,17 @@ def test_calibration_options_are_validated() -> None:
         calibration_options(_parse('--partitions', 'sun'))
     with pytest.raises(ConfigError, match=r'target_far 0.7 must be in \(0, 0.5\)'):
         calibration_options(_parse('--target-far', '0.7'))
+
+
+def test_research_tools_sit_apart_and_the_old_spelling_is_marked() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    listed = {action.dest for action in commands._choices_actions}
+    assert 'research' in listed and 'table' not in listed
+    table = ['--paper-run', 'p', '--teacher-run', 't', '--compressed', 'c', '--calib', 'x',
+             '--val', 'v', '--out', 'o.md']
+    args = parser.parse_args(['research', 'table', *table])
+    assert args.tool == 'table' and not getattr(args, 'deprecated', None)
+    old = parser.parse_args(['table', *table])
+    assert old.deprecated == 'vae-ood table is deprecated: use vae-ood research table'
+    assert old.func is args.func

@@ -22,7 +22,9 @@ __all__ = ['build_parser', 'main']
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _MODULES = (cmd_data, cmd_train, cmd_calibrate, cmd_eval, cmd_info, cmd_bench, cmd_compress,
-            cmd_table, cmd_replay, cmd_demo)
+            cmd_replay, cmd_demo)
+#: Research tools, apart from the everyday commands: ``vae-ood research COMMAND``.
+_RESEARCH = (cmd_table,)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for module in _MODULES:
         module.register(commands)
+    research = commands.add_parser(
+        'research', help="research tools (the paper's compression table)",
+        description='Tools that reproduce the studies behind the defaults; not needed to '
+        'build, deploy or test a monitor.')
+    tools = research.add_subparsers(dest='tool', metavar='TOOL', required=True)
+    for module in _RESEARCH:
+        module.register(tools)
+    # the research tools' old top-level spellings: still accepted for a release, with a warning
+    hidden = argparse.ArgumentParser(add_help=False)
+    old = hidden.add_subparsers(dest='command')
+    for module in _RESEARCH:
+        module.register(old)
+    for name, sub in old.choices.items():
+        sub.set_defaults(deprecated=f'vae-ood {name} is deprecated: use vae-ood research {name}')
+        commands._name_parser_map[name] = sub  # parsed, but not listed in the help
     return parser
 
 
@@ -42,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vae-ood`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, 'deprecated', None):
+        print(f'warning: {args.deprecated}', file=sys.stderr)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
