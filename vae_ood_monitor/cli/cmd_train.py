@@ -99,13 +99,14 @@ def _shifts(args: argparse.Namespace) -> list[str]:
 def _flow_option(args: argparse.Namespace) -> Any:
     if args.flow_stack is None and args.flow_components is None:
         return None
+    from dataclasses import replace
+
     from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.train.models import get_preset
 
     base = get_preset(args.preset).flow or FlowSpec()
-    return FlowSpec(stack=args.flow_stack or base.stack,
-                    components=args.flow_components or base.components,
-                    max_displacement=base.max_displacement, max_gap_s=base.max_gap_s)
+    chosen = {'stack': args.flow_stack, 'components': args.flow_components}
+    return replace(base, **{k: v for k, v in chosen.items() if v is not None})
 
 
 def _train(args: argparse.Namespace) -> int:

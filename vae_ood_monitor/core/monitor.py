@@ -237,11 +237,8 @@ class Monitor:
             state.counts.failed[err.kind] += 1
             raise
         t2 = time.perf_counter_ns()
-        row = encode_rows(self.encoder, batch)[0]
+        row = self._encode(batch)
         t3 = time.perf_counter_ns()
-        if row.size != self._layout.width:
-            raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
-                              f'expects {self._layout.width}. Re-export the bundle.')
         states, fired, alert = state.decider.update(row)
         t4 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
@@ -265,11 +262,8 @@ class Monitor:
             raise
         t3 = time.perf_counter_ns()
         if batch is not None:
-            row = encode_rows(self.encoder, batch)[0]
+            row = self._encode(batch)
             t4 = time.perf_counter_ns()
-            if row.size != self._layout.width:
-                raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
-                                  f'expects {self._layout.width}. Re-export the bundle.')
             states, fired, alert = state.decider.update(row)
         else:  # the stack is filling: nothing to score, the latched alert stands
             row, states, fired, alert = self._blank, (), (), state.decider.latch.active
@@ -278,6 +272,14 @@ class Monitor:
         latency = Latency(t1 - t0, t2 - t1, t4 - t3, t5 - t4, t5 - t0, flow=t3 - t2)
         return Decision(camera, int(stamp_ns), row, states, alert, fired, latency, self.mode,
                         self._layout, ready)
+
+    def _encode(self, batch: NDArray[np.float32]) -> NDArray[np.float64]:
+        """One frame's encoding row, checked against the bundle's layout."""
+        row = encode_rows(self.encoder, batch)[0]
+        if row.size != self._layout.width:
+            raise BundleError(f'The encoder gave {row.size} numbers per frame; the bundle '
+                              f'expects {self._layout.width}. Re-export the bundle.')
+        return row
 
     def _record(self, state: _Camera, decision: Decision) -> Decision:
         alert = decision.alert

@@ -50,6 +50,10 @@ class FrameArray:
         return FrameArray(self.images[index], self.labels[index], self.stamps[index],
                           self.groups[index], self.group_names)
 
+    def sequences(self) -> list[NDArray[np.intp]]:
+        """Frame indices of each group (one recorded sequence), in group order."""
+        return [np.flatnonzero(self.groups == g) for g in np.unique(self.groups)]
+
     def split_groups(self, fraction: float) -> tuple[FrameArray, FrameArray]:
         """Split each group in time: the first part and the last ``fraction`` of its frames.
 

@@ -33,8 +33,7 @@ def flow_frames(frames: FrameArray, flow: FlowSpec) -> FrameArray:
         raise DataError(f'flow_frames needs colour frames (N, h, w, 3), got '
                         f'{frames.images.shape!r}.')
     stacks, keep = [], []
-    for group in dict.fromkeys(frames.groups.tolist()):  # first-seen order
-        where = np.flatnonzero(frames.groups == group)
+    for where in frames.sequences():
         greys = [grey(image) for image in frames.images[where]]
         group_stacks, done = flow_stacks(greys, frames.stamps[where], flow)
         if len(done):

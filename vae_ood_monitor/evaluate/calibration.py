@@ -195,10 +195,6 @@ def split_for_calibration(frames: FrameArray, share_b: float = 0.5
     return first, second
 
 
-def _sequences(frames: FrameArray) -> list[NDArray[np.intp]]:
-    return [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
-
-
 def certifiable_far(frames: int, partitions: int) -> float:
     """Return the lowest per-frame false-alarm rate ``frames`` calibration scores certify.
 
@@ -255,9 +251,9 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         plans.append(plan)
         report['partitions'][name] = details
     far = _certified(options.target_far, len(part_a), plans, report, say)
-    sequences_b = [rows_b[idx] for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
+    sequences_b = [rows_b[idx] for idx in part_b.sequences() if len(idx) >= 2 * options.window]
     baseline = options.baseline
-    sequences_a = _sequences(part_a)
+    sequences_a = part_a.sequences()
     warm_a = sum(max(0, len(idx) - baseline.warmup) for idx in sequences_a)
     if options.change and options.sequential and sequences_b and warm_a < MIN_CALIBRATION_FRAMES:
         report['change'] = 'skipped: sequences too short'
@@ -283,7 +279,7 @@ def calibrate(bundle: Bundle, frames: FrameArray, options: CalibrationOptions | 
         shifted = _validation_sequences(part_b, rows_b, options, encode, flow)
         share = options.alarm_rate / len(partitions)  # the alert ORs them: split the budget
         report['alarm_rate_per_partition'] = share
-        long_b = [idx for idx in _sequences(part_b) if len(idx) >= 2 * options.window]
+        long_b = [idx for idx in part_b.sequences() if len(idx) >= 2 * options.window]
         for number, part in enumerate(partitions):
             # a shift's own partitions are tuned to that shift, the generic ones to all of them
             base = part.name.removesuffix(CHANGE_SUFFIX) if part.baseline else part.name
@@ -395,7 +391,7 @@ def _plan(name: str, options: CalibrationOptions, kl_b: NDArray[np.float64],
     if options.selection is DimSelection.PAPER:
         videos = []
         lo, hi = SEVERITY_RANGES[ShiftKind(name)]['train']
-        sequences = _sequences(part_b)
+        sequences = part_b.sequences()
         for number, idx in enumerate(sequences):
             level = lo + (hi - lo) * number / max(1, len(sequences) - 1)
             process = ShiftProcess(name, level, options.seed + number)
@@ -433,7 +429,7 @@ def _validation_sequences(part_b: FrameArray, rows_b: NDArray[np.float64],
     rng = np.random.default_rng([options.seed, 104729])
     kinds = (FLOW_NOISE,) if flow else dict.fromkeys(options.shifts_for_delta + options.named)
     for kind in kinds:
-        for number, idx in enumerate(_sequences(part_b)):
+        for number, idx in enumerate(part_b.sequences()):
             if len(idx) < 2 * options.window:
                 continue
             onset = len(idx) // 2

@@ -33,14 +33,10 @@ __all__ = ['SequenceResult', 'evaluate_motion', 'motion_frames', 'motion_sequenc
 MOTION_KINDS = tuple(k.value for k in MotionKind)
 
 
-def _drives(frames: FrameArray) -> list[np.ndarray]:
-    return [np.flatnonzero(frames.groups == g) for g in dict.fromkeys(frames.groups.tolist())]
-
-
 def motion_frames(frames: FrameArray, kind: str, seed: int = 0) -> FrameArray:
     """Every drive of ``frames`` with motion anomaly ``kind`` throughout (labels 1)."""
     parts = []
-    for number, idx in enumerate(_drives(frames)):
+    for number, idx in enumerate(frames.sequences()):
         images, stamps = motion_shift(frames.images[idx], frames.stamps[idx], kind,
                                       np.random.default_rng([seed, number]))
         parts.append(FrameArray(images, np.ones(len(images), np.int8), stamps,
@@ -88,10 +84,10 @@ def motion_sequences(bundle: Bundle, frames: FrameArray, kinds: Sequence[str],
     from the onset. ``frames`` must be at least the bundle's input size.
     """
     monitor = Monitor(bundle)
+    drives = frames.sequences()
     out = {}
     for kind in kinds:
         detected, alarms, id_frames, delays = 0, 0, 0, []
-        drives = _drives(frames)
         for number, idx in enumerate(drives):
             onset = len(idx) // 2
             images, stamps = motion_shift(frames.images[idx[onset:]], frames.stamps[idx[onset:]],
@@ -103,7 +99,6 @@ def motion_sequences(bundle: Bundle, frames: FrameArray, kinds: Sequence[str],
             monitor.reset('eval')
             alerts = np.array([monitor.process(image, int(stamp), 'eval').alert
                                for image, stamp in sequence])
-            monitor.reset('eval')
             alarms += int(np.sum(np.diff(alerts[:onset].astype(np.int8), prepend=0) == 1))
             id_frames += onset
             hits = np.flatnonzero(alerts[onset:])

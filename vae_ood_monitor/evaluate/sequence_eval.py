@@ -125,7 +125,7 @@ def build_sequence_sets(bundles: Sequence[Bundle], frames: FrameArray, shifts: S
     def encode(images: NDArray[np.uint8]) -> list[NDArray[np.float64]]:
         return [encodings_of_images(b, images, encoder=e) for b, e in zip(bundles, encoders)]
 
-    groups = [np.flatnonzero(frames.groups == g) for g in np.unique(frames.groups)]
+    groups = frames.sequences()
     clean = encode(frames.images)
     sets = [[LabelledSequence(f'id_{n}', 'none', 'id', rows[idx], np.zeros(len(idx), bool))
              for n, idx in enumerate(groups)] for rows in clean]
