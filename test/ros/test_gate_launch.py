@@ -11,7 +11,7 @@ import unittest
 
 import pytest
 
-try:  # never skip at module level: the launch_testing plugin imports this file (see README)
+try:  # never skip at module level: the launch_testing plugin imports this file (docs/ros2.md)
     from geometry_msgs.msg import Twist
     import launch
     import launch_ros.actions

@@ -12,7 +12,7 @@ import unittest
 
 import pytest
 
-try:  # never skip at module level: the launch_testing plugin imports this file (see README)
+try:  # never skip at module level: the launch_testing plugin imports this file (docs/ros2.md)
     from diagnostic_msgs.msg import DiagnosticArray
     import launch
     import launch_ros.actions
