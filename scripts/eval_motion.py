@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.data.flowdata import flow_frames
     from vae_ood_monitor.evaluate.calibration import calibrate, CalibrationOptions
-    from vae_ood_monitor.evaluate.motion import (evaluate_motion, MOTION_KINDS, motion_frames,
-                                                 motion_sequences)
+    from vae_ood_monitor.evaluate.motion_eval import (evaluate_motion, MOTION_KINDS, motion_frames,
+                                                      motion_sequences)
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.trainer import train, TrainConfig
 

@@ -75,3 +75,21 @@ def test_the_robot_runtime_loads_no_fitting_or_evaluation_code() -> None:
                       'vae_ood_monitor.replay', 'vae_ood_monitor.ros'):
         assert f"'{forbidden}'" not in loaded, forbidden
     assert "'vae_ood_monitor.core'" in loaded
+
+
+def test_scripts_import_only_the_package_and_libraries() -> None:
+    """A script users run must work from an installed package, without the tests' helpers."""
+    test_modules = {path.stem for path in (PACKAGE.parent / 'test').rglob('*.py')}
+    wrong = {}
+    for path in sorted((PACKAGE.parent / 'scripts').glob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            tops = {name.split('.')[0] for name in names}
+            if tops & (test_modules | {'test'}):
+                wrong.setdefault(path.name, set()).update(tops & (test_modules | {'test'}))
+    assert wrong == {}

@@ -1,4 +1,4 @@
-"""Fitting the generic score (evaluate/density.py): whitening, cross-fitting, small data."""
+"""Fitting the generic score (evaluate/density_fit.py): whitening, cross-fitting, small data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from vae_ood_monitor.core.density import DensityMethod
 from vae_ood_monitor.core.encoding import Layout
 from vae_ood_monitor.core.errors import CalibrationError
-from vae_ood_monitor.evaluate.density import fit_density, fit_density_scored, pseudo_groups
+from vae_ood_monitor.evaluate.density_fit import fit_density, fit_density_scored, pseudo_groups
 
 LAYOUT = Layout(2, 6)
 

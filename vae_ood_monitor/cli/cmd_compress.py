@@ -77,7 +77,7 @@ def _compress(args: argparse.Namespace) -> int:
     from vae_ood_monitor.data.shifts import shift_frames
     from vae_ood_monitor.evaluate.bench import BenchConfig, median_total_ms
     from vae_ood_monitor.evaluate.calibration import calibrate, calibrate_and_score
-    from vae_ood_monitor.evaluate.motion import motion_frames
+    from vae_ood_monitor.evaluate.motion_eval import motion_frames
     from vae_ood_monitor.train.export import bundle_from_run
     from vae_ood_monitor.train.runs import load_run
     from vae_ood_monitor.train.search import run_search, select_grid

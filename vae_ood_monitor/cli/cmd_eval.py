@@ -58,7 +58,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from vae_ood_monitor.core.errors import ConfigError
     from vae_ood_monitor.data.flowdata import model_inputs
     from vae_ood_monitor.data.shifts import shift_frames
-    from vae_ood_monitor.evaluate.motion import motion_frames, motion_sequences
+    from vae_ood_monitor.evaluate.motion_eval import motion_frames, motion_sequences
     from vae_ood_monitor.evaluate.report import (add_baseline, baseline_warnings,
                                                  evaluate_encodings, format_table, write_report)
     from vae_ood_monitor.evaluate.scores import encodings_of_images

@@ -95,7 +95,7 @@ def _placeholder_calibration(bundle: Any, messages: list[Any], encoder: Any) -> 
     from vae_ood_monitor.core.session import EncoderSession
     from vae_ood_monitor.core.typedefs import Tail
     from vae_ood_monitor.evaluate.partitions import calibrate_partitions, PartitionPlan
-    from vae_ood_monitor.evaluate.density import fit_density
+    from vae_ood_monitor.evaluate.density_fit import fit_density
 
     encoder = encoder or EncoderSession(bundle)
     manifest = bundle.manifest

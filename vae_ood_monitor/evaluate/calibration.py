@@ -42,7 +42,8 @@ from vae_ood_monitor.data.shifts import (sample_severity, SEVERITY_RANGES, shift
                                          ShiftProcess)
 from vae_ood_monitor.evaluate.colour import fit_colour_baseline
 from vae_ood_monitor.evaluate.cusum_fit import candidate_windows, DriveResolution, fit_cusum
-from vae_ood_monitor.evaluate.density import fit_density_scored, MIN_DENSITY_FRAMES, pseudo_groups
+from vae_ood_monitor.evaluate.density_fit import (fit_density_scored, MIN_DENSITY_FRAMES,
+                                                  pseudo_groups)
 from vae_ood_monitor.evaluate.dims import labelled_dims, paper_dims
 from vae_ood_monitor.evaluate.partitions import (calibrate_partitions, MIN_CALIBRATION_FRAMES,
                                                  PartitionPlan)
