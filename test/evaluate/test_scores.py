@@ -9,22 +9,22 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.core.preprocess import Preprocessor
 from vae_ood_monitor.core.scoring import kl_per_dim
 from vae_ood_monitor.core.session import EncoderSession
-from vae_ood_monitor.evaluate.scores import (batch_session, encode_images, encodings_of_images,
-                                             kl_of_images)
+from vae_ood_monitor.evaluate.scores import batch_session, encode_images, encodings_of_images
 from vood_testing import make_bundle, tiny_frames
 
 
-def test_kl_of_images_equals_core_kl_of_the_session_outputs() -> None:
+def test_encodings_of_images_match_the_core_session_in_batches() -> None:
     bundle = make_bundle()
     images = tiny_frames(7).images  # 30x40 frames, resized to the bundle's 12x16
     mu, logvar = EncoderSession(bundle).encode(Preprocessor(bundle.manifest.input).batch(images))
-    expected = kl_per_dim(mu, logvar)
     chunks: list[int] = []
-    kl = kl_of_images(bundle, images, batch=3, progress=chunks.append)
-    assert kl.shape == (7, 4) and kl.dtype == np.float64
-    np.testing.assert_allclose(kl, expected, rtol=1e-6)
+    rows = encodings_of_images(bundle, images, batch=3, progress=chunks.append)
+    assert rows.shape == (7, 8) and rows.dtype == np.float64
+    np.testing.assert_allclose(bundle.manifest.model.layout.kl(rows), kl_per_dim(mu, logvar),
+                               rtol=1e-6)
     assert chunks == [3, 3, 1]
-    np.testing.assert_allclose(kl_of_images(bundle, images), kl, rtol=1e-6)  # one batch
+    np.testing.assert_allclose(encodings_of_images(bundle, images), rows, rtol=1e-6)  # one batch
+    assert encodings_of_images(bundle, images[:0]).shape == (0, 8)
 
 
 def test_encode_images_with_another_encoder() -> None:
@@ -41,16 +41,15 @@ def test_encode_images_with_another_encoder() -> None:
     mu, logvar = encode_images(Doubling(), pre, images, batch=2)
     np.testing.assert_allclose(mu, 2.0 * pre.batch(images)[:, :, 0, 0])
     assert mu.dtype == np.float32 and not logvar.any()
-    # KL of N(mu, 1) from N(0, 1) is mu^2 / 2
-    np.testing.assert_allclose(kl_of_images(bundle, images, encoder=Doubling()), mu ** 2 / 2,
-                               rtol=1e-6)
     rows = encodings_of_images(bundle, images, encoder=Doubling(), batch=2)
     assert rows.shape == (5, 6) and rows.dtype == np.float64
     np.testing.assert_allclose(rows, np.hstack([mu, logvar]), rtol=1e-6)
+    # KL of N(mu, 1) from N(0, 1) is mu^2 / 2
+    np.testing.assert_allclose(bundle.manifest.model.layout.kl(rows), mu ** 2 / 2, rtol=1e-6)
     # an encoder whose outputs do not fit the bundle is refused, naming the widths
     with pytest.raises(ConfigError, match=r'encoder outputs have shape \(5, 6\); this model '
                        'gives rows of 8 columns'):
-        kl_of_images(make_bundle(latent=4), images, encoder=Doubling())
+        encodings_of_images(make_bundle(latent=4), images, encoder=Doubling())
 
 
 def test_batch_session_skips_warm_up() -> None:

@@ -187,14 +187,23 @@ class RosGraph:
                 return True
         return False
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout: float = STARTUP_S) -> Any:
-        """Call a service of a node under test; return its response (fails on timeout)."""
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = STARTUP_S, *,
+             attempts: int = 1) -> Any:
+        """Call a service of a node under test; return its response (fails on timeout).
+
+        ``wait_for_service`` returns once the server sees the client's requests, which can be
+        before the client sees the server's responses: the first response of a fresh client is
+        then lost on a loaded machine. Idempotent requests (parameters, state queries) pass
+        ``attempts`` > 1 and are sent again after ``timeout / attempts`` without an answer.
+        """
         client = self.node.create_client(srv_type, name)
         try:
             assert client.wait_for_service(timeout_sec=timeout), f'no service {name}'
-            future = client.call_async(request)
-            assert self.spin_until(future.done, timeout), f'{name} did not answer'
-            return future.result()
+            for _ in range(attempts):
+                future = client.call_async(request)
+                if self.spin_until(future.done, timeout / attempts):
+                    return future.result()
+            raise AssertionError(f'{name} did not answer {attempts} request(s) in {timeout} s')
         finally:
             self.node.destroy_client(client)
 
@@ -204,7 +213,8 @@ class RosGraph:
 
         request = SetParameters.Request()
         request.parameters = [Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
-        return list(self.call(SetParameters, f'/{node}/set_parameters', request).results)
+        return list(self.call(SetParameters, f'/{node}/set_parameters', request,
+                              attempts=3).results)
 
     def get_parameters(self, node: str, *names: str) -> list[Any]:
         """Current values of parameters of ``node``."""
@@ -212,7 +222,7 @@ class RosGraph:
 
         request = GetParameters.Request()
         request.names = list(names)
-        values = self.call(GetParameters, f'/{node}/get_parameters', request).values
+        values = self.call(GetParameters, f'/{node}/get_parameters', request, attempts=3).values
         return [Parameter.from_parameter_msg(_named(n, v)).value for n, v in zip(names, values)]
 
     def change_state(self, node: str, *, transition_id: int = 0, label: str = '') -> bool:
@@ -227,8 +237,8 @@ class RosGraph:
         """The lifecycle state label of ``node``."""
         from lifecycle_msgs.srv import GetState
 
-        return str(self.call(GetState, f'/{node}/get_state', GetState.Request()).current_state
-                   .label)
+        return str(self.call(GetState, f'/{node}/get_state', GetState.Request(),
+                             attempts=3).current_state.label)
 
     def close(self) -> None:
         """Stop every node process still running and shut the client down."""

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
     from vae_ood_monitor.core.typedefs import Encoder
 
-__all__ = ['batch_session', 'encode_images', 'encodings_of_images', 'kl_of_images']
+__all__ = ['batch_session', 'encode_images', 'encodings_of_images']
 
 
 def batch_session(bundle: Bundle, threads: int = 0) -> EncoderSession:
@@ -62,11 +62,3 @@ def encodings_of_images(bundle: Bundle, images: NDArray[np.uint8], *,
     if not parts:
         return np.zeros((0, layout.width))
     return layout.check(np.concatenate(parts), 'encoder outputs')
-
-
-def kl_of_images(bundle: Bundle, images: NDArray[np.uint8], *, encoder: Encoder | None = None,
-                 batch: int = 64, progress: Callable[[int], None] | None = None
-                 ) -> NDArray[np.float64]:
-    """Per-dim KL (N, latent_dim) of RGB images under ``bundle``'s encoder."""
-    rows = encodings_of_images(bundle, images, encoder=encoder, batch=batch, progress=progress)
-    return bundle.manifest.model.layout.kl(rows)

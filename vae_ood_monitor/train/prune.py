@@ -14,7 +14,7 @@ dependency without adding capability: every layer has exactly one consumer.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from vae_ood_monitor.core.errors import ConfigError
 from vae_ood_monitor.train.distill import round_channels
 from vae_ood_monitor.train.models import Encoder, EnsembleEncoder
 
-__all__ = ['channel_importance', 'conv_blocks', 'prune_encoder', 'sensitivity']
+__all__ = ['channel_importance', 'conv_blocks', 'prune_encoder']
 
 
 def conv_blocks(encoder: Encoder) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
@@ -99,22 +99,3 @@ def prune_encoder(encoder: Encoder | EnsembleEncoder, conv_ratios: Sequence[floa
         new_head.weight.copy_(head.weight[:, columns])
         new_head.bias.copy_(head.bias)
     return pruned.train(encoder.training)
-
-
-def sensitivity(encoder: Encoder, ratios: Sequence[float],
-                score: Callable[[Encoder], dict[str, float]]) -> list[dict[str, float]]:
-    """Prune one convolution at a time at each ratio and score the result.
-
-    ``score`` maps an encoder to figures (e.g. validation AUROC and test loss); the caller
-    supplies it, so this module needs no evaluation code. Returns one row per (layer, ratio),
-    plus the unpruned baseline as layer -1.
-    """
-    rows = [{'layer': -1, 'ratio': 0.0, 'channels': 0, **score(encoder)}]
-    layers = len(conv_blocks(encoder))
-    for layer in range(layers):
-        for ratio in ratios:
-            conv_ratios = [ratio if i == layer else 0.0 for i in range(layers)]
-            pruned = prune_encoder(encoder, conv_ratios)
-            rows.append({'layer': layer, 'ratio': float(ratio),
-                         'channels': pruned.spec.channels[layer], **score(pruned)})
-    return rows

@@ -1,4 +1,4 @@
-"""Precision variants of a bundle's encoder: int8 (static QDQ), fp16, and dynamic int8.
+"""Precision variants of a bundle's encoder: int8 (static QDQ) and fp16.
 
 * **Static int8 QDQ** (the one to deploy on CPUs): ONNX Runtime's pre-processing pass
   (shape inference, graph optimisation), then uint8 activations and int8 per-channel weights,
@@ -13,8 +13,9 @@
   statistics (the generic score's features) stay in float too and read the float activations
   themselves, not their uint8 round trip.
 * **fp16** for GPU providers (inputs and outputs stay float32, so the runtime is unchanged).
-* **Dynamic int8**, only as a measured comparison: ORT's dynamic quantisation of convolutions
-  (ConvInteger) is slower than fp32 on CPU.
+
+ONNX Runtime's dynamic int8 quantisation is not offered: its convolutions (ConvInteger) ran
+slower than fp32 on CPU.
 
 Every variant is a new bundle with its own sha256 and ``precision``; its partitions are
 cleared, because quantisation shifts the KL scores: calibrate it again.
@@ -40,7 +41,7 @@ from vae_ood_monitor.core.typedefs import Precision
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ['fp16_bundle', 'quantize_dynamic_bundle', 'quantize_static_bundle']
+__all__ = ['fp16_bundle', 'quantize_static_bundle']
 
 _HEAD_OPS = ('Gemm', 'MatMul', 'Slice', 'Split', 'Clip', 'Add')
 
@@ -208,19 +209,6 @@ def quantize_static_bundle(bundle: Bundle, images: NDArray[np.uint8], *,
                      'weights': 'int8 per-channel' if per_channel else 'int8 per-tensor',
                      'calibration': method, 'calibration_frames': int(len(images)),
                      'float_nodes': excluded})
-
-
-def quantize_dynamic_bundle(bundle: Bundle, name: str | None = None) -> Bundle:
-    """Quantise dynamically to int8 (a comparison: slower than fp32 for conv nets on CPU)."""
-    from onnxruntime.quantization import quantize_dynamic, QuantType
-
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
-        source, output = Path(tmp) / 'fp32.onnx', Path(tmp) / 'dyn.onnx'
-        source.write_bytes(bundle.model_bytes)
-        quantize_dynamic(str(source), str(output), weight_type=QuantType.QInt8)
-        model_bytes = output.read_bytes()
-    return _derived(bundle, model_bytes, Precision.INT8, name or f'{bundle.name}-dynamic-int8',
-                    {'method': 'dynamic', 'weights': 'int8'})
 
 
 def fp16_bundle(bundle: Bundle, name: str | None = None) -> Bundle:
