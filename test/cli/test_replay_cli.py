@@ -183,3 +183,25 @@ def test_bag_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     code, _, err = run(capsys, 'bag', 'synth:none:id:2', '--out', tmp_path / 'b', '--topic',
                        '/c', '--compressed', 'png', '--size', '32x24')
     assert code == 0 and 'warning: topic' in err and '/c/compressed' in err
+
+
+def test_replay_catches_a_frozen_camera_with_frozen_frames(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    never = Partition('all', (0, 1, 2, 3), calibration_scores=np.linspace(0.0, 1.0, 100),
+                      threshold=1e12)  # a detector that never fires: only the check can
+    model = save_bundle(make_bundle().with_manifest(partitions=(never,)), tmp_path / 'm.vood')
+    # a drive whose camera freezes halfway: the same frame again with fresh stamps
+    assert main(['synth', str(tmp_path / 'frozen'), '--sequences', '1', '--frames', '20',
+                 '--shift', 'frozen', '--mode', 'm2', '--size', '64x48', '--workers', '1']) == 0
+    assert main(['bag', str(tmp_path / 'frozen'), '--out', str(tmp_path / 'bag'), '--topic',
+                 '/cam/image_raw']) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, 'replay', model, tmp_path / 'bag', '--decision', 'threshold',
+                         '--frozen-frames', 3, '--json')
+    assert code == 0, err
+    camera = json.loads(out)['cameras']['cam_image_raw']
+    (span,) = camera['alarm_spans']
+    assert span['fired'] == ['frozen'] and span['start_index'] == 10 + 2  # third repeat
+    assert camera['ground_truth']['false_alarm_onsets'] == 0
+    code, out, err = run(capsys, 'replay', model, tmp_path / 'bag', '--frozen-frames', 1)
+    assert code == 2 and 'frozen_frames 1 must be 0 (off) or an integer >= 2' in err

@@ -226,3 +226,26 @@ def test_compress_calibrates_the_deployed_bundle_on_whole_sequences(
     lean = load_bundle(out / 'lean.vood').manifest
     assert lean.metrics['calibration']['frames'] == 240
     assert lean.partitions and all(p.cusum is not None for p in lean.partitions)
+
+
+def test_train_and_calibrate_straight_from_ros2_bags(work: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name, folder in (('train_bag', 'train'), ('calib_bag', 'calib')):
+        assert main(['bag', str(work / folder), '--out', str(tmp_path / name), '--topic',
+                     '/front/image_raw']) == 0
+    assert main(['train', str(tmp_path / 'train_bag'), '--out', str(tmp_path / 'run'),
+                 *TINY_TRAIN]) == 0
+    meta = json.loads((tmp_path / 'run' / 'run.json').read_text())
+    assert meta['data']['frames'] == 96
+    capsys.readouterr()
+    code, out, err = run(capsys, 'export', tmp_path / 'run', '--out', tmp_path / 'm.vood',
+                         '--calib', f'{tmp_path / "calib_bag"}:/front/image_raw')
+    assert code == 0, err
+    assert load_bundle(tmp_path / 'm.vood').manifest.partitions
+    code, out, err = run(capsys, 'evaluate', tmp_path / 'm.vood', '--id', tmp_path / 'calib_bag',
+                         '--ood', f'{tmp_path / "train_bag"}:/front/image_raw', '--json')
+    assert code == 0, err
+    assert 'train_bag:/front/image_raw' in json.loads(out)['shifts']
+    code, out, err = run(capsys, 'calibrate', tmp_path / 'm.vood', '--calib',
+                         f'{tmp_path / "calib_bag"}:/rear/image_raw')
+    assert code == 2 and "Topic '/rear/image_raw' is not in bag" in err

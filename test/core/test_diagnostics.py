@@ -6,7 +6,7 @@ import numpy as np
 
 from vae_ood_monitor.core.diagnostics import camera_diagnostics, Level
 from vae_ood_monitor.core.errors import ImageEncodingError
-from vae_ood_monitor.core.monitor import Monitor
+from vae_ood_monitor.core.monitor import Monitor, MonitorConfig
 from vood_testing import make_bundle
 
 FRAME = np.full((24, 32, 3), 100, np.uint8)
@@ -85,3 +85,22 @@ def test_a_known_problem_is_an_error_with_its_reason() -> None:
     assert entry.level is Level.ERROR
     assert entry.message.startswith('no frames: incompatible QoS (RELIABILITY)')
     assert _values(entry)['qos_incompatible'] == 'RELIABILITY'
+
+
+def test_a_camera_repeating_one_frame_is_an_error_with_its_count() -> None:
+    assert 'frames_frozen' not in _values(_running(Monitor(make_bundle())))  # check off
+    monitor = Monitor(make_bundle(), MonitorConfig(frozen_frames=3))
+    for stamp in range(4):
+        monitor.process(FRAME, stamp, camera='front')
+    entry = camera_diagnostics(monitor, 'front')
+    assert entry.level is Level.ERROR and _values(entry)['frames_frozen'] == '2'
+    assert entry.message == ('the camera repeats one frame (at least 3 identical frames); '
+                             'OOD alert (frozen)')
+    monitor.process(FRAME // 2, 4, camera='front')  # alive again
+    entry = camera_diagnostics(monitor, 'front')
+    assert entry.level is Level.OK and _values(entry)['frames_frozen'] == '2'
+
+
+def _running(monitor: Monitor):  # type: ignore[no-untyped-def]
+    monitor.process(FRAME, 0, camera='front')
+    return camera_diagnostics(monitor, 'front')

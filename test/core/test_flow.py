@@ -9,8 +9,8 @@ from vae_ood_monitor.core.bundle import Bundle
 from vae_ood_monitor.core.errors import BundleError, ConfigError
 from vae_ood_monitor.core.flow import (flow_field, flow_stacks, FlowBatcher, FlowSpec,
                                        FlowStacker, grey)
-from vae_ood_monitor.core.manifest import Manifest
-from vae_ood_monitor.core.monitor import Monitor
+from vae_ood_monitor.core.manifest import Manifest, Partition
+from vae_ood_monitor.core.monitor import FROZEN, Monitor, MonitorConfig
 from vae_ood_monitor.core.preprocess import resize_image
 from vae_ood_monitor.data.dataset import FrameArray
 from vae_ood_monitor.data.flowdata import flow_frames, model_inputs
@@ -198,3 +198,16 @@ def test_a_flow_companion_ors_its_alert_into_the_frame_monitor() -> None:
     assert not both.process(frames[0], 10 * PERIOD).alert  # the companion restarted too
     with pytest.raises(ConfigError, match='companion'):
         Monitor(quiet, companion=both)
+
+
+def test_a_frozen_camera_is_caught_by_a_flow_monitor_while_its_stack_fills() -> None:
+    spec = FlowSpec(stack=3)
+    bundle = make_flow_bundle(spec, 60, 80)
+    quiet = Partition('all', tuple(range(4)), calibration_scores=np.linspace(0, 1, 50),
+                      threshold=1e9)
+    monitor = Monitor(bundle.with_manifest(partitions=(quiet,)),
+                      MonitorConfig(frozen_frames=2))
+    frame = moving_frames(1)[0]
+    first, second = (monitor.process(frame, i * PERIOD) for i in range(2))
+    assert not first.alert and not second.ready
+    assert second.alert and second.fired == (FROZEN,)

@@ -20,7 +20,7 @@ from vae_ood_monitor.core.detector import PartitionState
 from vae_ood_monitor.core.errors import (BundleError, CalibrationError, ConfigError,
                                          ImageEncodingError)
 from vae_ood_monitor.core.manifest import CusumParams, Partition
-from vae_ood_monitor.core.monitor import Decision, Monitor, MonitorConfig
+from vae_ood_monitor.core.monitor import Decision, FROZEN, Monitor, MonitorConfig
 from vae_ood_monitor.core.session import SessionConfig
 from vae_ood_monitor.core.stats import STAGES
 from vae_ood_monitor.core.typedefs import DecisionMode
@@ -261,6 +261,46 @@ def test_cusum_state_is_per_camera_and_reset() -> None:
     assert again.partitions[0].statistic == pytest.approx(b.partitions[0].statistic)
 
 
+# --- a frozen stream -----------------------------------------------------------------------------
+
+def test_identical_frames_raise_the_frozen_trigger_only_when_asked() -> None:
+    encoder = FakeEncoder()  # KL 0: the detector itself stays quiet throughout
+    still, other = picture(seed=1), picture(seed=2)
+    off = Monitor(make_bundle(), MonitorConfig(session=FAST), encoder=encoder)
+    assert not any(off.process(still, i).alert for i in range(20))
+    monitor = Monitor(make_bundle(), MonitorConfig(session=FAST, frozen_frames=3),
+                      encoder=encoder)
+    decisions = [monitor.process(still.copy(), i) for i in range(4)]
+    assert [d.alert for d in decisions] == [False, False, True, True]
+    assert decisions[2].fired == (FROZEN,) and monitor.counts().frozen == 2
+    # one changed frame ends it at once (no hysteresis: the stream is alive again) ...
+    assert not monitor.process(other, 4).alert
+    # ... and the count starts again from that frame
+    assert [monitor.process(other, 5 + i).alert for i in range(2)] == [False, True]
+
+
+def test_the_frozen_check_is_per_camera_and_cleared_by_a_reset() -> None:
+    monitor = Monitor(make_bundle(), MonitorConfig(session=FAST, frozen_frames=2),
+                      encoder=FakeEncoder())
+    still = picture(seed=3)
+    assert not monitor.process(still, 0, camera='a').alert
+    assert not monitor.process(still, 0, camera='b').alert  # b's first frame, whatever a saw
+    assert monitor.process(still, 1, camera='a').alert
+    monitor.reset('a')
+    assert not monitor.process(still, 2, camera='a').alert
+    assert monitor.process(still, 2, camera='b').alert
+
+
+def test_nearly_identical_frames_are_not_frozen() -> None:
+    monitor = Monitor(make_bundle(), MonitorConfig(session=FAST, frozen_frames=2),
+                      encoder=FakeEncoder())
+    frame = np.full((12, 16, 3), 128, np.uint8)
+    for i in range(10):  # sensor noise: one pixel differs by one grey level each frame
+        noisy = frame.copy()
+        noisy[i, i, 0] += 1
+        assert not monitor.process(noisy, i).alert
+
+
 # --- configuration -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -270,6 +310,10 @@ def test_cusum_state_is_per_camera_and_reset() -> None:
     ({'cusum_cap': 0.5}, 'cusum_cap 0.5 must be >= 1'),
     ({'cusum_cap': float('nan')}, 'cusum_cap nan must be >= 1'),
     ({'stats_window': 0}, 'stats_window 0 must be a positive integer'),
+    ({'frozen_frames': 1}, r'frozen_frames 1 must be 0 \(off\) or an integer >= 2'),
+    ({'frozen_frames': -3}, r'frozen_frames -3 must be 0 \(off\)'),
+    ({'frozen_frames': True}, r'frozen_frames True must be 0 \(off\)'),
+    ({'frozen_frames': 2.5}, r'frozen_frames 2.5 must be 0 \(off\)'),
 ])
 def test_monitor_config_validation(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

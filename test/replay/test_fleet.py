@@ -202,3 +202,21 @@ def dies_on_drive_1(job: FleetJob) -> dict:
     if job.key.endswith('drive_1'):
         os.kill(os.getpid(), signal.SIGKILL)
     return replay_one(job)
+
+
+def test_the_fleet_passes_frozen_frames_to_every_job_and_refuses_bad_ones_first(
+        archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bags = find_bags([archive / 'bags' / 'site_a'])
+    jobs: list[int] = []
+    real = fleet_module.replay_one
+
+    def spy(job):  # type: ignore[no-untyped-def]
+        jobs.append(job.frozen_frames)
+        return real(job)
+
+    monkeypatch.setattr(fleet_module, 'replay_one', spy)
+    with pytest.raises(ConfigError, match='frozen_frames 1 must be 0'):
+        run_fleet(archive / 'model.vood', bags, tmp_path / 'bad', frozen_frames=1)
+    assert jobs == [] and not (tmp_path / 'bad').exists()
+    report = run_fleet(archive / 'model.vood', bags, tmp_path / 'run', frozen_frames=5)
+    assert jobs == [5] * len(bags) and [r['status'] for r in report.rows] == ['ok'] * len(bags)

@@ -342,3 +342,27 @@ def test_overload_keeps_latency_bounded_counts_drops_and_holds_memory(graph: Ros
     assert figures['p50_end_ms'] < 3 * figures['p50_start_ms'] + 5.0
     assert rss_end - rss_start < 30_000
     assert node.alive()
+
+
+def test_frozen_frames_alerts_on_a_camera_repeating_one_frame(graph: RosGraph,
+                                                              model: Path) -> None:
+    graph.monitor(model, frozen_frames=4)
+    alerts = graph.subscribe(Bool, f'ood/{CAMERA}/alert')
+    diagnostics = graph.subscribe(DiagnosticArray, '/diagnostics')
+    publisher = graph.publisher(Image, 'camera/image_raw')
+    # changing normal frames: quiet (the detector too: NORMAL is in distribution)
+    assert graph.spin_until(lambda: len(alerts) > 5 and not alerts[-1].data,
+                            each=Feeder(publisher, NORMAL))
+    # the driver freezes: the same normal frame again and again
+    assert graph.spin_until(lambda: alerts and alerts[-1].data,
+                            each=Feeder(publisher, NORMAL[:1]))
+    name = f'vae_ood_monitor: {CAMERA}'
+
+    def frozen_reported() -> bool:
+        status = _status(diagnostics, name)
+        return status is not None and 'repeats one frame' in status.message
+
+    assert graph.spin_until(frozen_reported, each=Feeder(publisher, NORMAL[:1]))
+    status = _status(diagnostics, name)
+    assert _level(status) == 2 and int(_values(status)['frames_frozen']) >= 1
+    assert graph.spin_until(lambda: not alerts[-1].data, each=Feeder(publisher, NORMAL))

@@ -67,6 +67,9 @@ def test_monitor_config_from_parameters() -> None:
     assert monitor_node_config({'model_path': 'm'}).monitor.decision is None  # auto
     assert monitor_node_config({'model_path': 'm'}).monitor.cusum_cap is None  # the bundle's
     assert monitor_node_config({'model_path': 'm', 'cusum_cap': 3.0}).monitor.cusum_cap == 3.0
+    assert monitor_node_config({'model_path': 'm'}).monitor.frozen_frames == 0  # off
+    assert monitor_node_config({'model_path': 'm',
+                                'frozen_frames': 30}).monitor.frozen_frames == 30
 
 
 @pytest.mark.parametrize('values, match', [
@@ -88,6 +91,8 @@ def test_monitor_config_from_parameters() -> None:
      "'front_image_raw'"),
     ({'model_path': 'm', 'image_topics': ['a/image_raw', '/']}, 'gives no usable camera name'),
     ({'model_path': 'm', 'cusum_cap': 0.5}, 'cusum_cap 0.5 must be >= 1'),
+    ({'model_path': 'm', 'frozen_frames': 1}, r'frozen_frames 1 must be 0 \(off\) or an '
+     'integer >= 2'),
 ])
 def test_monitor_config_errors(values: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from vae_ood_monitor.cli.common import add_force, check_output
 from vae_ood_monitor.cli.options import (add_calibration_options, add_distill_options,
                                          calibration_options, check_shifts, distill_config,
-                                         MOTION_SHIFTS, with_transfer)
+                                         frame_inputs, MOTION_SHIFTS, with_transfer)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.train.search import Candidate
@@ -96,10 +96,10 @@ def _compress(args: argparse.Namespace) -> int:
     def inputs(frames: FrameArray) -> FrameArray:
         return frames if info.flow is None else flow_frames(frames, info.flow)
 
-    frames = inputs(with_transfer(load_frames(args.data, height, width), args))
-    calib = whole_calib = load_frames(args.calib, height, width)
+    frames = inputs(with_transfer(load_frames(frame_inputs(args.data), height, width), args))
+    calib = whole_calib = load_frames(frame_inputs(args.calib), height, width)
     if args.val:
-        val = load_frames(args.val, height, width)
+        val = load_frames(frame_inputs(args.val), height, width)
     else:
         calib, val = calib.split_groups(0.5)
     shifted = {kind: inputs(motion_frames(val, kind, args.seed) if kind in MOTION_SHIFTS else

@@ -10,7 +10,7 @@ from typing import Any, TYPE_CHECKING
 
 from vae_ood_monitor.cli.common import add_force, check_output, emit_json
 from vae_ood_monitor.cli.options import (add_data_options, ALL_SHIFTS, check_shifts,
-                                         load_for_bundle, MOTION_SHIFTS)
+                                         load_for_bundle, MOTION_SHIFTS, source_name)
 
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
@@ -102,7 +102,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     id_rows = encodings_of_images(bundle, id_inputs.images)
     ood_sets: dict[str, FrameArray] = {}
     for path in args.ood:
-        name = Path(path).name
+        name = source_name(path)
         while name in ood_sets or name in shifts + motion:  # keep every set, even equal names
             name += "'"
         ood_sets[name] = inputs(load_for_bundle(bundle, [path], args), 1)

@@ -77,6 +77,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument('--decision', choices=('cusum', 'threshold'), default=None,
                         help='decision rule (default: cusum when the bundle has CUSUM '
                         'parameters, else threshold)')
+    parser.add_argument('--frozen-frames', type=int, default=0, metavar='N',
+                        help='alert while a camera repeats one frame N times in a row (as the '
+                        'node parameter frozen_frames; default 0: off)')
     parser.add_argument('--threads', type=int, default=1,
                         help='inference and OpenCV threads (default 1, as on the robot)')
     parser.add_argument('--diagnostics-period', type=float, default=1.0, metavar='S',
@@ -196,7 +199,8 @@ def _replay_fleet(args: argparse.Namespace, model: Path, bags: list[Path]) -> in
         shutil.rmtree(args.report)
     report = run_fleet(model, bags, args.report, workers=args.workers or 1,
                        ray_address=args.ray, topics=tuple(args.topics), decision=args.decision,
-                       write_bags=args.write_bags, resume=args.resume,
+                       frozen_frames=args.frozen_frames, write_bags=args.write_bags,
+                       resume=args.resume,
                        log=lambda text: print(text, file=sys.stderr if args.json else sys.stdout))
     data = report.as_dict()
     if args.json:
@@ -233,7 +237,7 @@ def _replay_one(args: argparse.Namespace) -> int:
 
     config = ReplayConfig(
         topics=tuple(args.topics),
-        monitor=MonitorConfig(decision=args.decision,
+        monitor=MonitorConfig(decision=args.decision, frozen_frames=args.frozen_frames,
                               session=SessionConfig(threads=args.threads)),
         out=args.out, storage=args.storage, start_s=args.start, end_s=args.end,
         copy_input=args.copy_input, debug_image=args.debug_image,

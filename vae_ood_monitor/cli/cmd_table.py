@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from vae_ood_monitor.cli.common import add_force, check_output
-from vae_ood_monitor.cli.options import add_calibration_options, ALL_SHIFTS, calibration_options
+from vae_ood_monitor.cli.options import (add_calibration_options, ALL_SHIFTS, calibration_options,
+                                         frame_inputs, source_name)
 
 __all__ = ['register']
 
@@ -73,9 +74,9 @@ def _table(args: argparse.Namespace) -> int:
     candidates = args.compressed / 'candidates'
     teacher_info, teacher = load_run(args.teacher_run)
     height, width = teacher_info.spec.input_hw
-    calib = load_frames(args.calib, height, width)
-    val = load_frames(args.val, height, width)
-    naturals = {Path(p).name: load_frames([p], height, width) for p in args.ood}
+    calib = load_frames(frame_inputs(args.calib), height, width)
+    val = load_frames(frame_inputs(args.val), height, width)
+    naturals = {source_name(p): load_frames(frame_inputs([p]), height, width) for p in args.ood}
     shifted = {k: shift_frames(val.images, k, 'test', args.seed) for k in ALL_SHIFTS}
 
     paper_bundle = bundle_from_run(args.paper_run, name='paper-fp32')

@@ -10,7 +10,7 @@ from typing import Any
 
 from vae_ood_monitor.cli.common import add_force, check_output, tqdm_progress
 from vae_ood_monitor.cli.options import (add_calib_data, add_calibration_options,
-                                         add_data_options, calib_data)
+                                         add_data_options, calib_data, frame_inputs)
 
 __all__ = ['register']
 
@@ -19,7 +19,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     """Add the training commands."""
     parser = commands.add_parser(
         'train', help='train a beta-VAE on in-distribution frames',
-        description='DATA is an image folder, a video file or a donkeycar tub (several allowed). '
+        description='DATA is an image folder, a video file, a donkeycar tub or a ROS 2 bag '
+        '(BAG:TOPIC picks one of several image topics; several sources allowed). '
         'Under torchrun the same command trains data-parallel (gloo on CPU, nccl on GPU).')
     parser.add_argument('data', nargs='+', help='in-distribution frame sources')
     parser.add_argument('--out', type=Path, required=True, help='run directory to create')
@@ -126,8 +127,8 @@ def _train(args: argparse.Namespace) -> int:
         check_output(args.out, args.force)
     preset = config.get_preset()
     height, width = preset.encoder.input_hw
-    frames = load_frames(args.data, height, width, limit=args.limit, stride=args.stride,
-                         skip_first=args.skip_first,
+    frames = load_frames(frame_inputs(args.data), height, width, limit=args.limit,
+                         stride=args.stride, skip_first=args.skip_first,
                          progress=None if args.no_progress else tqdm_progress)
     if preset.flow is not None:
         from vae_ood_monitor.data.flowdata import flow_frames

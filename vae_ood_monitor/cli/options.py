@@ -12,12 +12,14 @@ from vae_ood_monitor.cli.common import tqdm_progress
 if TYPE_CHECKING:
     from vae_ood_monitor.core.bundle import Bundle
     from vae_ood_monitor.data.dataset import FrameArray
+    from vae_ood_monitor.data.sources import FrameSource
     from vae_ood_monitor.evaluate.calibration import CalibrationOptions
     from vae_ood_monitor.train.distill import DistillConfig
 
 __all__ = ['ALL_SHIFTS', 'MOTION_SHIFTS', 'add_calibration_options', 'add_data_options',
            'add_distill_options', 'calibration_options', 'check_shifts', 'distill_config',
-           'load_for_bundle', 'read_calibration_config', 'with_transfer']
+           'frame_inputs', 'load_for_bundle', 'read_calibration_config', 'source_name',
+           'with_transfer']
 
 #: The synthetic shifts (data.shifts.ShiftKind values; a test keeps them in step).
 ALL_SHIFTS = ('rain', 'brightness', 'fog', 'snow', 'motion_blur', 'noise', 'occlusion',
@@ -184,9 +186,9 @@ def add_distill_options(parser: argparse.ArgumentParser, epochs_flag: str = '--e
     group.add_argument(epochs_flag, dest='distill_epochs', type=int, default=8, metavar='N',
                        help='distillation epochs (default 8)')
     group.add_argument('--transfer', nargs='+', default=[], metavar='PATH',
-                       help='extra frames (image folders, videos, tubs) the students learn the '
-                       'teacher on, besides --data: other recordings or synthetic drives widen '
-                       'the inputs where student and teacher agree')
+                       help='extra frames (image folders, videos, tubs, bags) the students learn '
+                       'the teacher on, besides --data: other recordings or synthetic drives '
+                       'widen the inputs where student and teacher agree')
     group.add_argument('--distill-augment', nargs='+', default=None, metavar='SHIFT',
                        help='shifts applied to distillation inputs (default: every synthetic '
                        'shift)')
@@ -214,13 +216,39 @@ def distill_config(args: argparse.Namespace, **fixed: Any) -> DistillConfig:
                          **{key: value for key, value in chosen.items() if value is not None})
 
 
+def frame_inputs(paths: Sequence[str | Path]) -> list[str | Path | FrameSource]:
+    """``paths`` as :func:`~vae_ood_monitor.data.dataset.load_frames` takes them, bags opened.
+
+    A ROS 2 bag (a rosbag2 folder or one .mcap / .db3 file; ``BAG:TOPIC`` picks one of several
+    image topics) becomes a :class:`~vae_ood_monitor.replay.bagsource.BagSource`; image
+    folders, videos and tubs stay paths.
+    """
+    from vae_ood_monitor.replay.bagsource import BagSource, split_bag_spec
+
+    out: list[str | Path | FrameSource] = []
+    for path in paths:
+        spec = split_bag_spec(path)
+        out.append(path if spec is None else BagSource(*spec))
+    return out
+
+
+def source_name(path: str | Path) -> str:
+    """Name a frame source for tables: its file name (a bag's with the topic given)."""
+    from vae_ood_monitor.replay.bagsource import split_bag_spec
+
+    spec = split_bag_spec(path)
+    if spec is None or spec[1] is None:
+        return Path(path).name
+    return f'{spec[0].name}:{spec[1]}'
+
+
 def with_transfer(frames: FrameArray, args: argparse.Namespace) -> FrameArray:
     """Return the distillation inputs: ``frames`` plus the ``--transfer`` frames, same size."""
     from vae_ood_monitor.data.dataset import concat_frames, load_frames
 
     if not args.transfer:
         return frames
-    extra = load_frames(args.transfer, *frames.images.shape[1:3])
+    extra = load_frames(frame_inputs(args.transfer), *frames.images.shape[1:3])
     print(f'distilling on {len(frames)} frames of --data and {len(extra)} of --transfer')
     return concat_frames([frames, extra])
 
@@ -235,7 +263,7 @@ def load_for_bundle(bundle: Bundle, paths: Sequence[str], args: Any = None, *,
     from vae_ood_monitor.data.flowdata import model_inputs
 
     spec = bundle.manifest.input
-    frames = load_frames(paths, spec.height, spec.width, spec.interpolation,
+    frames = load_frames(frame_inputs(paths), spec.height, spec.width, spec.interpolation,
                          limit=getattr(args, 'limit', None), stride=getattr(args, 'stride', 1),
                          skip_first=getattr(args, 'skip_first', 0), progress=tqdm_progress)
     return model_inputs(frames, bundle.manifest) if inputs else frames

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from vae_ood_monitor.core.monitor import FROZEN
 from vae_ood_monitor.core.stats import STAGES
 from vae_ood_monitor.core.topics import MONITOR_NODE
 
@@ -50,7 +51,8 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
     Level: ERROR with ``problem`` as the message when the caller knows why the camera is not
     being watched (an incompatible QoS, frames too old); STALE when ``stale`` (no frame
     processed within the expected period; the message says "no frame processed yet" while the
-    Monitor has processed none); ERROR when every frame failed; WARN when some failed, frames
+    Monitor has processed none); ERROR while the camera repeats one frame (the Monitor's
+    ``frozen_frames`` check) or when every frame failed; WARN when some failed, frames
     were dropped (the monitor sees only part of the stream) or the p99 total latency exceeds
     ``latency_budget_ms``; otherwise OK. ``alert``: the camera's alert as published (a stale
     camera alerts with ``alert_on_stale``); None: the last decision's. ``extra``: more key/values.
@@ -72,7 +74,10 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
                ('frames_dropped', str(counts.dropped)),
                ('frames_failed', str(counts.failed_total))]
     values += [(f'failed_{kind}', str(n)) for kind, n in sorted(counts.failed.items())]
+    if monitor.config.frozen_frames:
+        values.append(('frames_frozen', str(counts.frozen)))
     last = monitor.last_decision(camera)
+    frozen = bool(last and FROZEN in last.fired)
     decided = bool(last and last.alert)
     alert = decided if alert is None else alert
     values += [('alert', str(alert).lower()),
@@ -89,6 +94,9 @@ def camera_diagnostics(monitor: Monitor, camera: str, *, input_rate: float | Non
         message = 'no frame processed recently' if counts.processed else 'no frame processed yet'
         if counts.failed_total:
             message += f', {counts.failed_total} failed'
+    elif frozen:
+        level, message = Level.ERROR, (f'the camera repeats one frame (at least '
+                                       f'{monitor.config.frozen_frames} identical frames)')
     elif counts.failed_total and not counts.processed:
         level, message = Level.ERROR, f'all {counts.failed_total} frames failed'
     elif counts.failed_total:

@@ -36,7 +36,10 @@ if TYPE_CHECKING:
     from vae_ood_monitor.core.flow import FlowSpec
     from vae_ood_monitor.core.typedefs import Encoder
 
-__all__ = ['Decision', 'Monitor', 'MonitorConfig']
+__all__ = ['Decision', 'FROZEN', 'Monitor', 'MonitorConfig']
+
+#: The trigger a camera that repeats one frame raises (see ``MonitorConfig.frozen_frames``).
+FROZEN = 'frozen'
 
 # Encodings whose pixels feed the model without a full-resolution colour conversion: they are
 # decoded as a zero-copy view, resized first, and their planes reordered while scaling.
@@ -53,6 +56,11 @@ class MonitorConfig:
     ``cusum_cap`` bounds the CUSUM statistic at ``cusum_cap * tau`` so alarms clear in bounded
     time after a shift ends (None: the cap each partition was calibrated with).
     ``partitions`` restricts the partitions used (empty: all).
+    ``frozen_frames`` N > 0 raises the alert, trigger ``frozen``, while a camera's last N
+    frames were identical after preprocessing: a driver that republishes its last buffer with
+    fresh stamps, which neither the staleness check nor a detector's score may notice (a real
+    sensor's noise never repeats a frame exactly; a simulator's camera does while the robot
+    stands still, so it is off by default).
     """
 
     decision: DecisionMode | None = None
@@ -61,6 +69,7 @@ class MonitorConfig:
     cusum_cap: float | None = None
     stats_window: int = 1000
     partitions: tuple[str, ...] = ()
+    frozen_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.decision is not None:
@@ -79,6 +88,10 @@ class MonitorConfig:
             raise ConfigError(f'stats_window {self.stats_window!r} must be a positive integer.')
         partitions = (self.partitions,) if isinstance(self.partitions, str) else self.partitions
         object.__setattr__(self, 'partitions', tuple(partitions))
+        if (not isinstance(self.frozen_frames, int) or isinstance(self.frozen_frames, bool)
+                or self.frozen_frames < 0 or self.frozen_frames == 1):
+            raise ConfigError(f'frozen_frames {self.frozen_frames!r} must be 0 (off) or an '
+                              'integer >= 2: identical consecutive frames before the alert.')
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,11 +153,24 @@ class _Camera:
         self.latency = LatencyStats(config.stats_window)
         self.rate = RateMeter()
         self.last: Decision | None = None
+        self.previous: NDArray[Any] | None = None  # the last model input, for frozen_frames
+        self.repeats = 0
 
     def reset(self) -> None:
         self.decider.reset()
         if self.stacker is not None:
             self.stacker.reset()
+        self.previous, self.repeats = None, 0
+
+    def repeated(self, image: NDArray[Any], frames: int) -> bool:
+        """Note ``image``; True when it completes ``frames`` identical ones in a row."""
+        previous = self.previous
+        if previous is not None and previous.shape == image.shape:
+            self.repeats = self.repeats + 1 if np.array_equal(previous, image) else 0
+            np.copyto(previous, image)  # the preprocessor may reuse its output buffer
+        else:
+            self.repeats, self.previous = 0, image.copy()
+        return self.repeats + 1 >= frames
 
 
 class Monitor:
@@ -240,6 +266,7 @@ class Monitor:
         row = self._encode(batch)
         t3 = time.perf_counter_ns()
         states, fired, alert = state.decider.update(row)
+        alert, fired = self._frozen(state, batch, alert, fired)
         t4 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)
         return Decision(camera, int(stamp_ns), row, states, alert, fired, latency, self.mode,
@@ -268,10 +295,20 @@ class Monitor:
         else:  # the stack is filling: nothing to score, the latched alert stands
             row, states, fired, alert = self._blank, (), (), state.decider.latch.active
             t4 = t3
+        alert, fired = self._frozen(state, image, alert, fired)
         t5 = time.perf_counter_ns()
         latency = Latency(t1 - t0, t2 - t1, t4 - t3, t5 - t4, t5 - t0, flow=t3 - t2)
         return Decision(camera, int(stamp_ns), row, states, alert, fired, latency, self.mode,
                         self._layout, ready)
+
+    def _frozen(self, state: _Camera, image: NDArray[Any], alert: bool,
+                fired: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+        """Add the ``frozen`` trigger while the camera repeats one frame (``frozen_frames``)."""
+        frames = self.config.frozen_frames
+        if not frames or not state.repeated(image, frames):
+            return alert, fired
+        state.counts.frozen += 1
+        return True, fired + (FROZEN,)
 
     def _encode(self, batch: NDArray[np.float32]) -> NDArray[np.float64]:
         """One frame's encoding row, checked against the bundle's layout."""

@@ -115,6 +115,8 @@ class Counts:
     dropped: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     alerts: int = 0
+    #: frames that completed a run of ``frozen_frames`` identical frames
+    frozen: int = 0
 
     @property
     def failed_total(self) -> int:
@@ -123,10 +125,12 @@ class Counts:
 
     def merge(self, others: Iterable[Counts]) -> Counts:
         """Return the sum of this and ``others``."""
-        total = Counts(self.processed, self.dropped, Counter(self.failed), self.alerts)
+        total = Counts(self.processed, self.dropped, Counter(self.failed), self.alerts,
+                       self.frozen)
         for other in others:
             total.processed += other.processed
             total.dropped += other.dropped
             total.failed.update(other.failed)
             total.alerts += other.alerts
+            total.frozen += other.frozen
         return total

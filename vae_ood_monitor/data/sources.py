@@ -338,7 +338,8 @@ def open_source(path: _PathLike, **kwargs: Any) -> FrameSource:
     None are ignored; options the detected kind does not take raise ConfigError.
     """
     target = Path(path)
-    kinds = f"an image folder, a video file ({', '.join(VIDEO_EXTENSIONS)}) or a donkeycar tub"
+    kinds = (f"an image folder, a video file ({', '.join(VIDEO_EXTENSIONS)}) or a donkeycar tub "
+             '(the vae-ood commands also read ROS 2 bags: a rosbag2 folder or .mcap/.db3 file)')
     if not target.exists():
         raise DataError(f"'{path}' does not exist; expected {kinds}")
     if target.is_dir():

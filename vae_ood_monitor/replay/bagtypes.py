@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 import functools
+from pathlib import Path
 from typing import Any, Iterator, Sequence, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-__all__ = ['Backend', 'BagMessage', 'COMPRESSED_IMAGE', 'IMAGE', 'IMAGE_TYPES', 'MCAP_MAGIC',
-           'RawIterator', 'SQLITE_MAGIC', 'Storage', 'StopInfo', 'TopicInfo', 'header_stamp_ns',
-           'typestore']
+__all__ = ['BAG_SUFFIXES', 'Backend', 'BagMessage', 'COMPRESSED_IMAGE', 'IMAGE', 'IMAGE_TYPES',
+           'MCAP_MAGIC', 'RawIterator', 'SQLITE_MAGIC', 'Storage', 'StopInfo', 'TopicInfo',
+           'header_stamp_ns', 'is_bag', 'typestore']
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
@@ -132,3 +133,24 @@ class Backend:
 
     def close(self) -> None:
         """Release files."""
+
+
+#: File suffixes of rosbag2 storage files (MCAP, sqlite3).
+BAG_SUFFIXES = ('.mcap', '.db3')
+
+
+def is_bag(path: Path) -> bool:
+    """Tell whether ``path`` is one bag.
+
+    A .mcap/.db3 file is; so is a folder with metadata.yaml, or with .mcap/.db3 files and no
+    bag folders inside (with them, it is a folder of bags).
+    """
+    if path.is_file():
+        return path.suffix in BAG_SUFFIXES
+    if not path.is_dir():
+        return False
+    if (path / 'metadata.yaml').is_file():
+        return True
+    children = list(path.iterdir())
+    return (any(c.suffix in BAG_SUFFIXES and c.is_file() for c in children)
+            and not any(c.is_dir() and is_bag(c) for c in children))

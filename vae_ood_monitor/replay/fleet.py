@@ -29,13 +29,13 @@ import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from vae_ood_monitor.core.errors import ConfigError, VaeOodError
+from vae_ood_monitor.replay.bagtypes import is_bag
 
 __all__ = ['FleetComparison', 'FleetJob', 'FleetReport', 'bag_keys', 'bundle_digest',
            'compare_fleets', 'find_bags', 'format_fleet', 'holds_bags', 'load_fleet',
            'replay_one', 'run_fleet']
 
 FLEET_SCHEMA = 1
-BAG_SUFFIXES = ('.mcap', '.db3')
 #: What a row of the fleet report says about a bag; all of it reproducible run to run
 #: (timings are kept apart, in ``timing``).
 ROW_FIELDS = ('key', 'bag', 'status', 'frames', 'processed', 'alert_frames', 'alarm_spans',
@@ -56,23 +56,7 @@ class FleetJob:
     write_bag: bool = False
     #: :func:`bundle_digest` of ``model``, recorded with the result (what --resume matches)
     bundle_sha256: str = ''
-
-
-def is_bag(path: Path) -> bool:
-    """Tell whether ``path`` is one bag.
-
-    A .mcap/.db3 file is; so is a folder with metadata.yaml, or with .mcap/.db3 files and no
-    bag folders inside (with them, it is a folder of bags).
-    """
-    if path.is_file():
-        return path.suffix in BAG_SUFFIXES
-    if not path.is_dir():
-        return False
-    if (path / 'metadata.yaml').is_file():
-        return True
-    children = list(path.iterdir())
-    return (any(c.suffix in BAG_SUFFIXES and c.is_file() for c in children)
-            and not any(c.is_dir() and is_bag(c) for c in children))
+    frozen_frames: int = 0
 
 
 def find_bags(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -162,7 +146,7 @@ def replay_one(job: FleetJob) -> dict[str, Any]:
         labels = read_labels(labels_path) if labels_path else None
         config = ReplayConfig(
             topics=job.topics, out=work / 'bag' if job.write_bag else None,
-            monitor=MonitorConfig(decision=job.decision,
+            monitor=MonitorConfig(decision=job.decision, frozen_frames=job.frozen_frames,
                                   session=SessionConfig(threads=1, warmup=2)))
         result = replay_bag(job.bag, job.model, config)
         summary = summarize(result, labels)
@@ -256,7 +240,7 @@ Log = Callable[[str], None]
 def run_fleet(model: str | os.PathLike[str], bags: Sequence[Path], out: str | os.PathLike[str],
               *, workers: int = 1, ray_address: str | None = None,
               topics: Sequence[str] = (), decision: str | None = None,
-              write_bags: bool = False, resume: bool = False,
+              frozen_frames: int = 0, write_bags: bool = False, resume: bool = False,
               log: Log = lambda text: None,
               task: Callable[[FleetJob], dict[str, Any]] | None = None) -> FleetReport:
     """Replay ``bags`` with ``model`` into ``out``; return (and write) the fleet report.
@@ -269,9 +253,11 @@ def run_fleet(model: str | os.PathLike[str], bags: Sequence[Path], out: str | os
     can import it).
     """
     from vae_ood_monitor.core.bundle import load_bundle
+    from vae_ood_monitor.core.monitor import MonitorConfig
 
     if workers < 1:
         raise ConfigError(f'--workers {workers!r} must be >= 1.')
+    MonitorConfig(decision=decision, frozen_frames=frozen_frames)  # refuse bad settings now
     bundle = load_bundle(model)
     sha = bundle.manifest.model.sha256
     digest = bundle_digest(model)
@@ -282,7 +268,7 @@ def run_fleet(model: str | os.PathLike[str], bags: Sequence[Path], out: str | os
                           'or choose another --report folder.')
     bags_dir.mkdir(parents=True, exist_ok=True)
     jobs = [FleetJob(str(bag), key, str(Path(model).resolve()), str(out.resolve()),
-                     tuple(topics), decision, write_bags, digest)
+                     tuple(topics), decision, write_bags, digest, frozen_frames)
             for bag, key in zip(bags, bag_keys(bags))]
     started = time.perf_counter()
     records: dict[str, dict[str, Any]] = {}

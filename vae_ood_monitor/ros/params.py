@@ -88,6 +88,11 @@ MONITOR_PARAMS = (
     ParamSpec('cusum_cap', 0.0, 'float', 'Upper bound of the CUSUM statistic in units of tau '
               '(bounds the time an alarm takes to clear); 0: the cap the bundle was calibrated '
               'with, else >= 1.', 0.0, 100.0, read_only=True),
+    ParamSpec('frozen_frames', 0, 'int', 'Alert (trigger "frozen") while a camera repeats one '
+              'frame this many times in a row: a driver republishing its last buffer with '
+              'fresh stamps. 0: off (simulated cameras repeat frames while the robot stands '
+              'still); else >= 2, e.g. 30 for 1 s at 30 Hz on a real camera.', 0, 100_000,
+              read_only=True),
     ParamSpec('publish_debug_image', False, 'bool', 'Publish ood/<camera>/debug_image (frame '
               'with score bar and alert banner) for rviz.'),
     ParamSpec('debug_image_width', 320, 'int', 'Width of the debug image in pixels.', 32, 4096),
@@ -265,7 +270,7 @@ def monitor_node_config(values: Mapping[str, Any]) -> MonitorNodeConfig:
                             fallback=v['provider_fallback'])
     decision = None if v['decision'] == 'auto' else DecisionMode(v['decision'])
     monitor = MonitorConfig(decision=decision, session=session, clear_frames=v['clear_frames'],
-                            cusum_cap=v['cusum_cap'] or None)
+                            cusum_cap=v['cusum_cap'] or None, frozen_frames=v['frozen_frames'])
     return MonitorNodeConfig(
         model_path=v['model_path'], flow_model_path=v['flow_model_path'], image_topics=topics,
         qos_reliability=v['qos_reliability'],
