@@ -13,7 +13,7 @@ from vae_ood_monitor.core.errors import DataError, ReplayError
 from vae_ood_monitor.data.dataset import load_frames
 from vae_ood_monitor.data.sources import FrameSource
 from vae_ood_monitor.replay.bagmaker import BagSpec, make_bag, T0_NS
-from vae_ood_monitor.replay.bagsource import BagSource, split_bag_spec
+from vae_ood_monitor.replay.bagsource import bag_sources, BagSource, split_bag_spec
 
 
 def synth_bag(path: Path, spec: str = 'synth:fog:m3:40:3', **kwargs: object) -> Path:
@@ -89,3 +89,19 @@ def test_an_undecodable_frame_names_the_frame_and_the_bag(tmp_path: Path) -> Non
     bag = write_bag(tmp_path / 'bag', {'/cam/image_raw': [image_message(good, T0_NS), broken]})
     with pytest.raises(DataError, match=r"frame 1 of 'bag:/cam/image_raw'"):
         list(BagSource(bag))
+
+
+def test_a_folder_of_bags_gives_one_source_per_bag(tmp_path: Path) -> None:
+    archive = tmp_path / 'archive'
+    for day in ('day1', 'day2'):
+        synth_bag(archive / 'robot' / day / 'drive')
+    (archive / 'notes.txt').write_text('not a bag')
+    assert split_bag_spec(archive) == (archive, None)
+    assert split_bag_spec(f'{archive}:/cam/image_raw') == (archive, '/cam/image_raw')
+    sources = bag_sources(archive, '/cam/image_raw')
+    assert [s.name for s in sources] == ['robot/day1/drive:/cam/image_raw',
+                                         'robot/day2/drive:/cam/image_raw']
+    loaded = load_frames(sources, 24, 32)
+    assert len(loaded) == 80 and len(loaded.group_names) == 2  # one drive per bag
+    assert [s.name for s in bag_sources(archive / 'robot' / 'day1' / 'drive')] == [
+        'drive:/cam/image_raw']

@@ -162,7 +162,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _holds_bags(path: Path) -> bool:
     """Whether one path names several bags: a folder of bags or a .txt list of them."""
-    from vae_ood_monitor.replay.fleet import holds_bags
+    from vae_ood_monitor.replay.bagtypes import holds_bags
 
     if path.is_dir():
         return holds_bags(path)

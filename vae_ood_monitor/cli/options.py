@@ -220,15 +220,15 @@ def frame_inputs(paths: Sequence[str | Path]) -> list[str | Path | FrameSource]:
     """``paths`` as :func:`~vae_ood_monitor.data.dataset.load_frames` takes them, bags opened.
 
     A ROS 2 bag (a rosbag2 folder or one .mcap / .db3 file; ``BAG:TOPIC`` picks one of several
-    image topics) becomes a :class:`~vae_ood_monitor.replay.bagsource.BagSource`; image
-    folders, videos and tubs stay paths.
+    image topics) becomes a :class:`~vae_ood_monitor.replay.bagsource.BagSource`, a folder of
+    bags one source per bag; image folders, videos and tubs stay paths.
     """
-    from vae_ood_monitor.replay.bagsource import BagSource, split_bag_spec
+    from vae_ood_monitor.replay.bagsource import bag_sources, split_bag_spec
 
     out: list[str | Path | FrameSource] = []
     for path in paths:
         spec = split_bag_spec(path)
-        out.append(path if spec is None else BagSource(*spec))
+        out.extend([path] if spec is None else bag_sources(*spec))
     return out
 
 

@@ -5,8 +5,9 @@ A :class:`BagSource` yields the frames of one Image or CompressedImage topic of 
 folders, videos and tubs reads bags too. Frames are decoded exactly as the monitor node
 decodes them (:func:`~vae_ood_monitor.core.image.to_rgb8`), stamped with their header stamp
 (the bag's log time where the header has none) and labelled from the bag's ``labels.csv``
-when it has one (as ``vae-ood bag`` writes). The CLI spells a topic as ``BAG:TOPIC``; with
-no topic a bag's only image topic is used.
+when it has one (as ``vae-ood bag`` writes). :func:`bag_sources` also opens a folder of bags
+(an archive sorted by robot and day: one source, so one drive, per bag). The CLI spells a
+topic as ``BAG:TOPIC``; with no topic a bag's only image topic is used.
 """
 
 from __future__ import annotations
@@ -22,37 +23,55 @@ from vae_ood_monitor.core.errors import DataError, ImageEncodingError, ReplayErr
 from vae_ood_monitor.core.image import to_rgb8
 from vae_ood_monitor.data.sources import Frame
 from vae_ood_monitor.replay.bagio import open_bag
-from vae_ood_monitor.replay.bagtypes import is_bag
+from vae_ood_monitor.replay.bagtypes import bags_below, holds_bags, is_bag
 from vae_ood_monitor.replay.report import find_labels, Labels, read_labels
 
-__all__ = ['BagSource', 'split_bag_spec']
+__all__ = ['BagSource', 'bag_sources', 'split_bag_spec']
 
 _LOG = logging.getLogger(__name__)
 
 
-def split_bag_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None] | None:
-    """Return (bag, topic) when ``spec`` names a bag (``BAG`` or ``BAG:TOPIC``), else None.
+def _bags(path: Path) -> bool:
+    return is_bag(path) or holds_bags(path)
 
-    Nothing is opened: the check looks at the path only (see
-    :func:`~vae_ood_monitor.replay.bagtypes.is_bag`).
+
+def split_bag_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None] | None:
+    """Return (path, topic) when ``spec`` names a bag or a folder of bags, else None.
+
+    ``spec`` is ``PATH`` or ``PATH:TOPIC``. Nothing is opened: the check looks at the paths
+    only (see :func:`~vae_ood_monitor.replay.bagtypes.is_bag`).
     """
     path = Path(spec)
-    if is_bag(path):
+    if _bags(path):
         return path, None
     text = os.fspath(spec)
     bag, colon, topic = text.partition(':')
     while colon:
-        if topic and is_bag(Path(bag)):
+        if topic and _bags(Path(bag)):
             return Path(bag), topic
         head, colon, topic = topic.partition(':')
         bag = f'{bag}:{head}'
     return None
 
 
+def bag_sources(path: str | os.PathLike[str], topic: str | None = None) -> list[BagSource]:
+    """Open a bag, or every bag in and below a folder of bags, on ``topic``.
+
+    Each bag is one source (so one drive for calibration's cross-fitting), named by its path
+    below ``path``.
+    """
+    root = Path(path)
+    if is_bag(root):
+        return [BagSource(root, topic)]
+    return [BagSource(bag, topic, name=str(bag.relative_to(root)))
+            for bag in bags_below(root)]
+
+
 class BagSource:
     """The frames of one image topic of a ROS 2 bag (a :class:`FrameSource`)."""
 
-    def __init__(self, path: str | os.PathLike[str], topic: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], topic: str | None = None, *,
+                 name: str | None = None) -> None:
         self.path = Path(path)
         with open_bag(self.path) as bag:
             try:
@@ -66,7 +85,7 @@ class BagSource:
                     f"'{self.path}:{bag.image_topics[0]}'.") from None
         self.topic = info.name
         self._count = info.count or 0  # unknown in a recovered bag: an estimate, as for video
-        self.name = f'{self.path.name}:{self.topic}'
+        self.name = f'{name or self.path.name}:{self.topic}'
         labels_path = find_labels(self.path)
         self.labels: Labels | None = read_labels(labels_path) if labels_path else None
 

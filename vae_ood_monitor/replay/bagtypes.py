@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ['BAG_SUFFIXES', 'Backend', 'BagMessage', 'COMPRESSED_IMAGE', 'IMAGE', 'IMAGE_TYPES',
            'MCAP_MAGIC', 'RawIterator', 'SQLITE_MAGIC', 'Storage', 'StopInfo', 'TopicInfo',
-           'header_stamp_ns', 'is_bag', 'typestore']
+           'bags_below', 'header_stamp_ns', 'holds_bags', 'is_bag', 'typestore']
 
 IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
@@ -154,3 +154,17 @@ def is_bag(path: Path) -> bool:
     children = list(path.iterdir())
     return (any(c.suffix in BAG_SUFFIXES and c.is_file() for c in children)
             and not any(c.is_dir() and is_bag(c) for c in children))
+
+
+def holds_bags(folder: Path) -> bool:
+    """Tell whether ``folder`` is a folder of bags (in it or below), not a bag itself."""
+    return folder.is_dir() and not is_bag(folder) and next(bags_below(folder), None) is not None
+
+
+def bags_below(folder: Path) -> Iterator[Path]:
+    """Yield the bags in and below ``folder``, in name order (hidden entries skipped)."""
+    for child in sorted(c for c in folder.iterdir() if not c.name.startswith('.')):
+        if is_bag(child):
+            yield child
+        elif child.is_dir():
+            yield from bags_below(child)

@@ -26,13 +26,13 @@ import os
 from pathlib import Path
 import shutil
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from vae_ood_monitor.core.errors import ConfigError, VaeOodError
-from vae_ood_monitor.replay.bagtypes import is_bag
+from vae_ood_monitor.replay.bagtypes import bags_below, is_bag
 
 __all__ = ['FleetComparison', 'FleetJob', 'FleetReport', 'bag_keys', 'bundle_digest',
-           'compare_fleets', 'find_bags', 'format_fleet', 'holds_bags', 'load_fleet',
+           'compare_fleets', 'find_bags', 'format_fleet', 'load_fleet',
            'replay_one', 'run_fleet']
 
 FLEET_SCHEMA = 1
@@ -72,7 +72,7 @@ def find_bags(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
         if is_bag(path):
             found.append(path)
         elif path.is_dir():
-            bags = list(_bags_below(path))
+            bags = list(bags_below(path))
             if not bags:
                 raise ConfigError(f'{path}{where} holds no bag (a .mcap or .db3 file, or a '
                                   'folder with one); give bags, folders of bags or a .txt list.')
@@ -93,20 +93,6 @@ def find_bags(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
-
-
-def holds_bags(folder: Path) -> bool:
-    """Tell whether ``folder`` is a folder of bags (in it or below), not a bag itself."""
-    return folder.is_dir() and not is_bag(folder) and next(_bags_below(folder), None) is not None
-
-
-def _bags_below(folder: Path) -> Iterator[Path]:
-    """Yield the bags in and below ``folder``, in name order (hidden entries skipped)."""
-    for child in sorted(c for c in folder.iterdir() if not c.name.startswith('.')):
-        if is_bag(child):
-            yield child
-        elif child.is_dir():
-            yield from _bags_below(child)
 
 
 def bag_keys(bags: Sequence[Path]) -> list[str]:
