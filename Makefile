@@ -26,6 +26,7 @@ test: $(STAMP)
 
 lint:
 	$(VENV)/bin/flake8 vae_ood_monitor test launch scripts setup.py
+	$(VENV)/bin/mypy vae_ood_monitor/core
 
 pytest:
 	$(VENV)/bin/python -m pytest -q

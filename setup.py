@@ -60,6 +60,7 @@ TEST = [
     'flake8-quotes',
     'hypothesis>=6.100',
     'mcap>=1.1',
+    'mypy>=1.10',
     'pep8-naming',
     'pytest>=7',
     'pyyaml>=6',

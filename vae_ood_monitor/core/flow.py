@@ -16,7 +16,7 @@ computing flow across it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TYPE_CHECKING
+from typing import Any, cast, TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -110,7 +110,7 @@ def grey(small: NDArray[np.uint8], order: ChannelOrder | str = ChannelOrder.RGB
     bgr = ChannelOrder(order) is ChannelOrder.BGR
     code = ((cv2.COLOR_BGRA2GRAY if bgr else cv2.COLOR_RGBA2GRAY) if small.shape[2] == 4
             else (cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY))
-    return cv2.cvtColor(small, code)
+    return cast('NDArray[np.uint8]', cv2.cvtColor(small, code))
 
 
 def flow_field(previous: NDArray[np.uint8], current: NDArray[np.uint8],

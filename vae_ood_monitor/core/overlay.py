@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import cast, TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -33,7 +33,8 @@ def render_debug_image(rgb: NDArray[np.uint8], decision: Decision, width: int | 
     image = np.ascontiguousarray(rgb[:, :, :3])
     if width is not None and image.shape[1] != width:
         height = max(1, round(image.shape[0] * width / image.shape[1]))
-        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        image = cast('NDArray[np.uint8]',
+                     cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
     else:
         image = image.copy()
     h, w = image.shape[:2]

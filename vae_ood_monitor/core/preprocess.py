@@ -10,7 +10,7 @@ scaling (else per-plane scalar operations: numpy broadcasting over a length-3 la
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import cast, TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -111,7 +111,7 @@ def resize_image(image: NDArray[np.uint8], width: int, height: int,
     """
     out = _resize(image, width, height, Interpolation(interpolation))
     if out.shape[2] != image.shape[2]:  # 3 planes were padded to 4 for speed
-        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
+        return _u8(cv2.cvtColor(out, cv2.COLOR_RGBA2RGB))
     return out
 
 
@@ -129,13 +129,19 @@ def _resize(image: NDArray[np.uint8], width: int, height: int,
     if interpolation is Interpolation.AREA:
         if (image.shape[2] == 3 and image.shape[0] >= 2 * height and image.shape[1] >= 2 * width
                 and image.shape[0] * image.shape[1] >= _PAD_PIXELS):
-            image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)  # order kept: BGR stays BGR
+            image = _u8(cv2.cvtColor(image, cv2.COLOR_RGB2RGBA))  # order kept: BGR stays BGR
         while image.shape[0] >= 2 * height and image.shape[1] >= 2 * width:
-            image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2),
-                               interpolation=cv2.INTER_LINEAR)
+            image = _u8(cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2),
+                                   interpolation=cv2.INTER_LINEAR))
         if image.shape[0] == height and image.shape[1] == width:
             return image
-    return cv2.resize(image, (width, height), interpolation=_CV_INTERPOLATION[interpolation])
+    return _u8(cv2.resize(image, (width, height),
+                          interpolation=_CV_INTERPOLATION[interpolation]))
+
+
+def _u8(image: object) -> NDArray[np.uint8]:
+    """Type an OpenCV result that is uint8 because its input was (OpenCV keeps the depth)."""
+    return cast('NDArray[np.uint8]', image)
 
 
 class Preprocessor:
@@ -182,9 +188,9 @@ class Preprocessor:
             np.divide(view, self._divisor[0], out=out, casting='unsafe')
             return self.buffer
         # cv2.split gives contiguous planes: dividing those beats dividing strided views
-        planes = cv2.split(small)
+        split = cv2.split(small)
         for dst, src in enumerate(sources):
-            np.divide(planes[src], self._divisor[dst], out=out[dst], casting='unsafe')
+            np.divide(split[src], self._divisor[dst], out=out[dst], casting='unsafe')
             if not self._identity:
                 out[dst] += self._offset[dst]
         return self.buffer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import cast, TYPE_CHECKING
 
 import numpy as np
 
@@ -62,13 +62,15 @@ def conformal_p_values(sorted_calibration: NDArray[np.float64], scores: ArrayLik
     tail = Tail(tail)
     n = sorted_calibration.size
     scores = np.asarray(scores, np.float64)
-    upper = (n - np.searchsorted(sorted_calibration, scores, 'left') + 1.0) / (n + 1.0)
+    upper = cast('NDArray[np.float64]',
+                 (n - np.searchsorted(sorted_calibration, scores, 'left') + 1.0) / (n + 1.0))
     if tail is Tail.UPPER:
         return upper
-    lower = (np.searchsorted(sorted_calibration, scores, 'right') + 1.0) / (n + 1.0)
+    lower = cast('NDArray[np.float64]',
+                 (np.searchsorted(sorted_calibration, scores, 'right') + 1.0) / (n + 1.0))
     if tail is Tail.LOWER:
         return lower
-    return np.minimum(1.0, 2.0 * np.minimum(upper, lower))
+    return cast('NDArray[np.float64]', np.minimum(1.0, 2.0 * np.minimum(upper, lower)))
 
 
 def monitor_p_values(sorted_calibration: NDArray[np.float64], scores: ArrayLike,
