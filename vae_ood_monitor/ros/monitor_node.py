@@ -21,7 +21,7 @@ A thin rclpy lifecycle adapter over :class:`vae_ood_monitor.core.Monitor`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import threading
 import time
 from typing import Any
@@ -136,7 +136,8 @@ class MonitorNode(Node):
             check_refused(self._refused)
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
             started = time.monotonic()
-            companion = (Monitor(config.flow_model_path, config.monitor)
+            # the frozen-stream check runs once, on the primary: the frames are the same
+            companion = (Monitor(config.flow_model_path, replace(config.monitor, frozen_frames=0))
                          if config.flow_model_path else None)
             monitor = Monitor(config.model_path, config.monitor, companion=companion)
         except Exception as err:  # bad parameters, a bad bundle or provider: not a crash
