@@ -211,3 +211,9 @@ def test_a_frozen_camera_is_caught_by_a_flow_monitor_while_its_stack_fills() -> 
     first, second = (monitor.process(frame, i * PERIOD) for i in range(2))
     assert not first.alert and not second.ready
     assert second.alert and second.fired == (FROZEN,)
+
+
+def test_a_companion_leaves_the_frozen_check_to_the_primary() -> None:
+    flow = Monitor(make_flow_bundle(FlowSpec(stack=2), 60, 80), MonitorConfig(frozen_frames=3))
+    with pytest.raises(ConfigError, match='frozen-stream check runs on the primary monitor'):
+        Monitor(make_bundle(), MonitorConfig(frozen_frames=3), companion=flow)

@@ -176,6 +176,8 @@ class _Camera:
 class Monitor:
     """Run a bundle's encoder on camera frames and decide whether they are out of distribution."""
 
+    config: MonitorConfig
+
     def __init__(self, bundle: Bundle | str | os.PathLike[str],
                  config: MonitorConfig | None = None, encoder: Encoder | None = None, *,
                  companion: Monitor | None = None) -> None:
@@ -185,6 +187,9 @@ class Monitor:
         self.companion = companion
         if companion is not None and companion.companion is not None:
             raise ConfigError('A companion monitor cannot have a companion of its own.')
+        if companion is not None and companion.config.frozen_frames:
+            raise ConfigError('The frozen-stream check runs on the primary monitor, which sees '
+                              'the same frames; build the companion with frozen_frames=0.')
         self.config = config or MonitorConfig()
         manifest = self.bundle.manifest
         partitions = [p for p in manifest.partitions

@@ -136,7 +136,7 @@ class MonitorNode(Node):
             check_refused(self._refused)
             config = monitor_node_config(read_params(self, MONITOR_PARAMS))
             started = time.monotonic()
-            # the frozen-stream check runs once, on the primary: the frames are the same
+            # the frozen-stream check runs once, on the primary (Monitor insists)
             companion = (Monitor(config.flow_model_path, replace(config.monitor, frozen_frames=0))
                          if config.flow_model_path else None)
             monitor = Monitor(config.model_path, config.monitor, companion=companion)
